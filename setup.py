@@ -37,6 +37,8 @@ setup(
         ('share/' + package_name + '/config', _files('config/*')),
         ('share/' + package_name + '/config/train', _files('config/train/*')),
         ('share/' + package_name + '/models', _files('models/*')),
+        ('share/' + package_name + '/interfaces/vision_msgs/msg',
+         _files('interfaces/vision_msgs/msg/*.msg')),
     ],
     install_requires=[
         'setuptools',

@@ -23,7 +23,8 @@ _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 @lru_cache(maxsize=1)
 def share_directory() -> Path:
-    """Return the directory holding config/, launch/ and models/.
+    """
+    Return the directory holding config/, launch/ and models/.
 
     In a colcon workspace that is the ament share directory; in a source checkout (editable
     install, tests) it is the repository root, whose files are always the current ones.

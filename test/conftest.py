@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Test session setup: every ROS process started by a test stays on loopback.
+"""
+Test session setup: every ROS process started by a test stays on loopback.
 
 The variables are set here, at import, before any test module can load rclpy, and are inherited
 by every process the tests start. Each session gets its own ROS_DOMAIN_ID so parallel runs on one
@@ -22,9 +23,8 @@ machine do not see each other's topics.
 import os
 from pathlib import Path
 
-import pytest
-
 from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,15 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Copyright and license headers on every source file.
+"""
+Copyright and license headers on every source file.
 
 ament_copyright has no PyPI wheel, so its rule (a copyright line and an Apache-2.0 notice at the
 top of each file) is checked here directly; package.xml names ament_copyright for colcon test.
 """
 
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 SOURCES = sorted(
     [REPO_ROOT / 'setup.py']

@@ -15,9 +15,8 @@
 """Code style: ament_flake8 with ament's own configuration (single quotes, Google imports)."""
 
 from ament_flake8.main import main_with_errors
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 CHECKED = ['mtl_perception', 'test', 'launch', 'setup.py']
 

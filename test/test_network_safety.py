@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""No ROS process started with the project's environment sends traffic off loopback.
+"""
+No ROS process started with the project's environment sends traffic off loopback.
 
 The exchange runs in a private network namespace (so nothing can reach a real network) holding a
 veth interface with a default route, standing in for a machine's network card; the packets sent
@@ -26,9 +27,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which('unshare') is None or shutil.which('ip') is None,

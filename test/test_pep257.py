@@ -15,9 +15,8 @@
 """Docstring style: ament_pep257 with ament's own configuration."""
 
 from ament_pep257.main import main
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 
 @pytest.mark.linter

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The vision_msgs built here are wire compatible with a real ROS 2 install's.
+"""
+The vision_msgs built here are wire compatible with a real ROS 2 install's.
 
 ROS 2 refuses to connect endpoints whose type hashes differ, so the hash rclpy reports for a live
 Detection2DArray publisher must equal the one Jazzy/Kilted compute for vision_msgs 4.x.

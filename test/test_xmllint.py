@@ -16,9 +16,8 @@
 
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 PACKAGE_FILES = [REPO_ROOT / 'package.xml', REPO_ROOT / 'interfaces/vision_msgs/package.xml']
 XML_FILES = PACKAGE_FILES + sorted((REPO_ROOT / 'config').glob('*.xml'))

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Environment for the ROS processes this package starts: loopback only, shared-memory images.
+"""
+Environment for the ROS processes this package starts: loopback only, shared-memory images.
 
 Nothing here imports rclpy, so tests and tools use it before any ROS library is loaded.
 """
@@ -34,7 +35,8 @@ LOCALHOST_VARIABLES = {
 
 
 def pick_domain_id(seed: Optional[int] = None) -> int:
-    """Pick a safe ROS_DOMAIN_ID from `seed` (default: this process id).
+    """
+    Pick a safe ROS_DOMAIN_ID from `seed` (default: this process id).
 
     Different test sessions or replay runs get different domains, so they do not cross-talk.
     """
@@ -45,7 +47,8 @@ def pick_domain_id(seed: Optional[int] = None) -> int:
 
 def localhost_ros_env(base: Optional[Mapping[str, str]] = None,
                       domain_id: Optional[int] = None) -> dict:
-    """Return an environment for ROS processes that keeps all DDS traffic on this machine.
+    """
+    Return an environment for ROS processes that keeps all DDS traffic on this machine.
 
     Starts from `base` (default: os.environ), forces the loopback-only variables, selects the
     package's FastDDS profile (shared memory for large images) unless one is already chosen, and

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A publisher or subscriber process for the DDS exchange tests.
+"""
+A publisher or subscriber process for the DDS exchange tests.
 
 Run as `python dds_peer.py pub|sub --count N --rate HZ`. The subscriber prints READY once it has
 matched both publishers, then one JSON line with what it received. The publisher waits for both
@@ -101,7 +102,8 @@ def subscribe(count: int, timeout: float) -> int:
     def on_detections(msg: Detection2DArray) -> None:
         index = int(msg.header.frame_id.split('_')[1])
         det = msg.detections[0]
-        if det.bbox.center.position.y != 2.0 * index or det.results[0].hypothesis.class_id != 'car':
+        class_id = det.results[0].hypothesis.class_id
+        if det.bbox.center.position.y != 2.0 * index or class_id != 'car':
             received['bad'].append(index)
         received['detections'].append(index)
 

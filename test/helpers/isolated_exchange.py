@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Run the DDS exchange inside a private network namespace and count what leaves loopback.
+"""
+Run the DDS exchange inside a private network namespace and count what leaves loopback.
 
 Started by the network-safety test as `unshare -n python isolated_exchange.py`. The namespace has
 loopback and one veth pair (a stand-in for a real network card, with a documentation-range

@@ -1,0 +1,124 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+MultiTaskModel: one shared backbone feeding a detection and/or a segmentation head.
+
+The single-task baselines are the same class with one task, so the multitask network
+and the pair of single-task networks differ only in the task list.
+"""
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+TASKS = ('detection', 'segmentation')
+
+# forward_raw output names per task, in the fixed order of ``TASKS``.
+_RAW_OUTPUTS = {'detection': ('loc', 'scores'), 'segmentation': ('seg_logits',)}
+
+
+def validate_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
+    """Return ``tasks`` in canonical order; raise ValueError if empty, unknown or repeated."""
+    tasks = tuple(tasks)
+    if not tasks:
+        raise ValueError(f'tasks must be a non-empty subset of {TASKS}, got ()')
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f'unknown tasks {unknown}; known: {TASKS}')
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f'repeated task in {tasks}')
+    return tuple(t for t in TASKS if t in tasks)
+
+
+class MultiTaskModel(nn.Module):
+    """
+    Shared backbone with one head per task.
+
+    :param backbone: module mapping ``[N, 3, S, S]`` to an OrderedDict of maps C3/C4/C5.
+    :param heads: ``{'detection': SSDHead, 'segmentation': FCNHead}``; at least the heads
+        of ``tasks`` (others are ignored and not registered).
+    :param tasks: non-empty subset of ('detection', 'segmentation').
+    :param input_size: the square input side S the model was built for (the default boxes
+        depend on it); None accepts any square input (segmentation only).
+
+    ``forward`` returns ``{'detection': {'loc': [N, A, 4], 'logits': [N, A, C + 1]},
+    'segmentation': [N, K, S, S]}`` restricted to ``tasks``.
+    """
+
+    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module],
+                 tasks: Sequence[str], *, input_size: int | None = None) -> None:
+        """Register the backbone and the heads of ``tasks``."""
+        super().__init__()
+        self.tasks = validate_tasks(tasks)
+        missing = [t for t in self.tasks if t not in heads]
+        if missing:
+            raise ValueError(f'no head for tasks {missing}; heads given: {sorted(heads)}')
+        if 'detection' in self.tasks and input_size is None:
+            raise ValueError('a detection model needs input_size (default boxes depend on it)')
+        self.input_size = input_size
+        self.backbone = backbone
+        self.heads = nn.ModuleDict({t: heads[t] for t in self.tasks})
+        self.output_names: tuple[str, ...] = tuple(
+            name for t in self.tasks for name in _RAW_OUTPUTS[t])
+
+    @property
+    def anchors(self) -> torch.Tensor:
+        """Return the default boxes ``[A, 4]`` (cx, cy, w, h) in ``[0, 1]`` (detection only)."""
+        if 'detection' not in self.tasks:
+            raise AttributeError('a model without the detection task has no anchors')
+        return self.heads['detection'].anchors
+
+    def _check_input(self, images: torch.Tensor) -> None:
+        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+            raise ValueError(f'images must have shape [N, 3, S, S], got {list(images.shape)}')
+        if self.input_size is not None and images.shape[2] != self.input_size:
+            raise ValueError(f'images of shape {list(images.shape)} do not match the model '
+                             f'input size {self.input_size} (expected [N, 3, '
+                             f'{self.input_size}, {self.input_size}])')
+
+    def forward(self, images: torch.Tensor) -> dict:
+        """
+        Run the backbone once and every head on its features.
+
+        :param images: float ``[N, 3, S, S]``, normalised.
+
+        :return: dict with 'detection' -> {'loc', 'logits'} and/or 'segmentation' -> logits.
+        """
+        self._check_input(images)
+        features = self.backbone(images)
+        outputs: dict = {}
+        if 'detection' in self.tasks:
+            loc, logits = self.heads['detection'](features)
+            outputs['detection'] = {'loc': loc, 'logits': logits}
+        if 'segmentation' in self.tasks:
+            outputs['segmentation'] = self.heads['segmentation'](
+                features, (images.shape[2], images.shape[3]))
+        return outputs
+
+    def forward_raw(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """
+        Plain-tensor outputs for export, in the order of ``output_names``.
+
+        'loc' ``[N, A, 4]`` encoded offsets, 'scores' ``[N, A, C + 1]`` softmax
+        probabilities, 'seg_logits' ``[N, K, S, S]``; decoding and NMS happen outside.
+        """
+        outputs = self.forward(images)
+        raw: list[torch.Tensor] = []
+        if 'detection' in self.tasks:
+            raw.append(outputs['detection']['loc'])
+            raw.append(outputs['detection']['logits'].softmax(dim=-1))
+        if 'segmentation' in self.tasks:
+            raw.append(outputs['segmentation'])
+        return tuple(raw)
