@@ -19,8 +19,8 @@ from mtl_perception.modeling.registry import register_model
 import pytest
 import torch
 
-NAMES = ['mobilenet_v3_large_ssd_fcn', 'resnet18_ssd_fcn', 'resnet34_ssd_fcn',
-         'resnet50_ssd_fcn']
+NAMES = ['mobilenet_v3_large_ssd_fcn', 'mobilenet_v3_large_ssdlite_fcn', 'resnet18_ssd_fcn',
+         'resnet34_ssd_fcn', 'resnet50_ssd_fcn']
 TASK_SUBSETS = [('detection', 'segmentation'), ('detection',), ('segmentation',)]
 NUM_CLASSES = {'detection': 3, 'segmentation': 5}
 SIZE = 64

@@ -31,6 +31,9 @@ from torch import nn
 
 SOURCE_NAMES = ('C3', 'C4', 'C5')
 DEFAULT_EXTRA_CHANNELS = ((256, 256), (128, 256), (128, 256))
+# Narrower extras for the 'lite' head, whose 3x3 convs are depthwise.
+LITE_EXTRA_CHANNELS = ((128, 256), (64, 128), (64, 128))
+HEAD_STYLES = ('ssd', 'lite')
 
 
 class L2Norm(nn.Module):
@@ -84,6 +87,46 @@ class ExtraBlock(nn.Sequential):
         )
 
 
+class LiteExtraBlock(nn.Sequential):
+    """
+    SSDLite extra layer: 1x1 reduce, depthwise 3x3 (strided), 1x1 expand.
+
+    Convs with bias and ReLU6, no batch norm, for the reason given in ``ExtraBlock``.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int,
+                 stride: int, padding: int) -> None:
+        """Build the three convs; the depthwise conv uses ``stride`` and ``padding``."""
+        super().__init__(
+            nn.Conv2d(in_channels, mid_channels, 1),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(mid_channels, mid_channels, 3, stride=stride, padding=padding,
+                      groups=mid_channels),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(mid_channels, out_channels, 1),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class SeparablePredictor(nn.Sequential):
+    """
+    Depthwise 3x3 conv, norm, ReLU6, then a pointwise 1x1 conv to ``out_channels``.
+
+    Batch norm is used only when the source map has more than one cell (``norm=True``):
+    on a 1x1 map its training statistics would come from the batch alone.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm: bool) -> None:
+        """Build the depthwise and pointwise convs; ``norm`` adds batch norm in between."""
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels,
+                      bias=not norm)]
+        if norm:
+            layers.append(nn.BatchNorm2d(in_channels))
+        layers += [nn.ReLU6(inplace=True), nn.Conv2d(in_channels, out_channels, 1)]
+        super().__init__(*layers)
+
+
 class SSDHead(nn.Module):
     """
     SSD head over backbone maps C3/C4/C5 plus extra layers.
@@ -95,6 +138,9 @@ class SSDHead(nn.Module):
     :param extra_channels: ``(mid, out)`` channels of each extra layer.
     :param aspect_ratios: aspect ratios per source (one set per source, six in all).
     :param min_scale, max_scale, first_scale: default-box scales, see ``anchors``.
+    :param head_style: 'ssd' (plain 3x3 predictors, 1x1-3x3 extras, as in SSD) or 'lite'
+        (SSDLite: depthwise-separable predictors and 1x1-depthwise-1x1 extras, for
+        backbones such as MobileNetV3 whose features the full head would outweigh).
 
     The buffer ``anchors`` holds the default boxes ``[A, 4]`` ``(cx, cy, w, h)`` in
     ``[0, 1]``; it is derived from the arguments, so it is not saved in the state dict.
@@ -105,9 +151,11 @@ class SSDHead(nn.Module):
                  extra_channels: Sequence[tuple[int, int]] = DEFAULT_EXTRA_CHANNELS,
                  aspect_ratios: Sequence[Sequence[float]] = SSD_ASPECT_RATIOS,
                  min_scale: float = 0.2, max_scale: float = 0.9,
-                 first_scale: float | None = None) -> None:
+                 first_scale: float | None = None, head_style: str = 'ssd') -> None:
         """Build extras, predictors and default boxes."""
         super().__init__()
+        if head_style not in HEAD_STYLES:
+            raise ValueError(f'unknown SSD head style {head_style!r}; known: {HEAD_STYLES}')
         if len(in_channels) != len(SOURCE_NAMES) or len(feature_sizes) != len(SOURCE_NAMES):
             raise ValueError(f'need channels and sizes of {SOURCE_NAMES}, got '
                              f'{list(in_channels)} and {list(feature_sizes)}')
@@ -117,6 +165,7 @@ class SSDHead(nn.Module):
             raise ValueError(f'{len(aspect_ratios)} aspect-ratio sets for '
                              f'{len(SOURCE_NAMES) + len(extra_channels)} sources')
         self.num_classes = num_classes
+        self.head_style = head_style
         self.l2norm = L2Norm(in_channels[0])
 
         channels = list(in_channels)
@@ -124,28 +173,44 @@ class SSDHead(nn.Module):
         self.extras = nn.ModuleList()
         for mid, out in extra_channels:
             stride, padding, size = extra_layer_geometry(sizes[-1])
-            self.extras.append(ExtraBlock(channels[-1], mid, out, stride, padding))
+            block = ExtraBlock if head_style == 'ssd' else LiteExtraBlock
+            self.extras.append(block(channels[-1], mid, out, stride, padding))
             channels.append(out)
             sizes.append(size)
         self.source_sizes: tuple[int, ...] = tuple(sizes)
 
         boxes = boxes_per_cell(aspect_ratios)
         self.loc_layers = nn.ModuleList(
-            nn.Conv2d(c, b * 4, 3, padding=1) for c, b in zip(channels, boxes))
+            self._predictor(c, b * 4, size) for c, b, size in zip(channels, boxes, sizes))
         self.conf_layers = nn.ModuleList(
-            nn.Conv2d(c, b * (num_classes + 1), 3, padding=1) for c, b in zip(channels, boxes))
+            self._predictor(c, b * (num_classes + 1), size)
+            for c, b, size in zip(channels, boxes, sizes))
         self.register_buffer(
             'anchors',
             default_boxes(sizes, aspect_ratios, min_scale, max_scale, first_scale),
             persistent=False)
         self._init_weights()
 
+    def _predictor(self, in_channels: int, out_channels: int, size: int) -> nn.Module:
+        if self.head_style == 'ssd':
+            return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        return SeparablePredictor(in_channels, out_channels, norm=size > 1)
+
     def _init_weights(self) -> None:
-        for module in self.extras.modules():
+        predictors = list(self.loc_layers) + list(self.conf_layers)
+        if self.head_style == 'lite':
+            # The depthwise convs feed a nonlinearity like the extras; the last
+            # pointwise conv of each predictor is the linear output layer.
+            hidden = [layer[0] for layer in predictors]
+            predictors = [layer[-1] for layer in predictors]
+        else:
+            hidden = []
+        for module in list(self.extras.modules()) + hidden:
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
-                nn.init.zeros_(module.bias)
-        for module in list(self.loc_layers) + list(self.conf_layers):
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for module in predictors:
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
 
