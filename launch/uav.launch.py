@@ -1,0 +1,85 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Bring up the multitask perception node on a UAV camera (and optionally the baseline).
+
+ros2 launch mtl_perception uav.launch.py image_topic:=/camera/image_raw [baseline:=true]
+
+Arguments: params_file, namespace, image_topic, use_sim_time, log_level, baseline. With
+baseline:=true the single-task detection_node and segmentation_node also run, under
+<namespace>/baseline, on the same image topic (see baseline.launch.py).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, ThisLaunchFileDir
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    """Return the launch description."""
+    params_file = LaunchConfiguration('params_file')
+    namespace = LaunchConfiguration('namespace')
+    image_topic = LaunchConfiguration('image_topic')
+    use_sim_time = LaunchConfiguration('use_sim_time')
+    log_level = LaunchConfiguration('log_level')
+    baseline = LaunchConfiguration('baseline')
+
+    arguments = [
+        DeclareLaunchArgument(
+            'params_file',
+            default_value=PathJoinSubstitution(
+                [FindPackageShare('mtl_perception'), 'config', 'mtl_perception.yaml']),
+            description='Node parameters (YAML with /**/<node name> sections).'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the nodes and their topics.'),
+        DeclareLaunchArgument(
+            'image_topic', default_value='/camera/image_raw',
+            description='Camera image topic (sensor_msgs/Image). Give it absolute: a relative '
+                        'name resolves inside each node namespace, and the baseline nodes '
+                        'live one level deeper.'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='Use /clock (rosbag replay) instead of wall time.'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='Log level of the nodes.'),
+        DeclareLaunchArgument('baseline', default_value='false',
+                              description='Also run the single-task baseline nodes.'),
+    ]
+    multitask_node = Node(
+        package='mtl_perception',
+        executable='multitask_node',
+        name='multitask_node',
+        namespace=namespace,
+        parameters=[params_file, {'use_sim_time': use_sim_time}],
+        remappings=[('image', image_topic)],
+        arguments=['--ros-args', '--log-level', log_level],
+        output='screen',
+    )
+    baseline_nodes = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([ThisLaunchFileDir(), 'baseline.launch.py'])),
+        launch_arguments={
+            'params_file': params_file,
+            'namespace': namespace,
+            'image_topic': image_topic,
+            'use_sim_time': use_sim_time,
+            'log_level': log_level,
+        }.items(),
+        condition=IfCondition(baseline),
+    )
+    return LaunchDescription([*arguments, multitask_node, baseline_nodes])

@@ -1,0 +1,239 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Conversions between ROS messages and numpy arrays / predictions (no rclpy needed).
+
+Images: sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8, rows possibly padded by ``step``)
+and sensor_msgs/CompressedImage (JPEG, PNG) become uint8 RGB arrays [H, W, 3]; arrays and masks
+become Image messages. Detections become vision_msgs/Detection2DArray in input pixels, class
+names become vision_msgs/LabelInfo.
+
+LabelInfo class ids (one scheme for every node, so the multitask node and the single-task
+baseline describe their classes identically):
+  - segmentation class k has id k, which is exactly its pixel value in ``segmentation/mask``;
+    the void value 255 has id 255 and the name ``void``;
+  - detection class c has id ``DETECTION_ID_OFFSET + c`` (256 + c), so the two tasks never
+    collide even though both list e.g. ``car``. Detection2D results carry the class *name* in
+    ``class_id``; the numeric ids are for consumers that key classes by number.
+"""
+
+import array
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image as PILImage
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, LabelInfo,
+                             ObjectHypothesisWithPose, VisionClass)
+
+# Channels per pixel of each accepted raw encoding (all 8 bits per channel).
+ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+# PIL decoders tried for a CompressedImage (what image_transport's compressed plugin emits).
+COMPRESSED_FORMATS = ('JPEG', 'PNG')
+VOID_LABEL = 255
+DETECTION_ID_OFFSET = 256
+
+
+class ImageConversionError(ValueError):
+    """
+    An image message that cannot be turned into an array.
+
+    ``reason`` is a short fixed key ('encoding', 'size', 'step', 'data_length', 'decode') so
+    callers can count and throttle by kind of problem; the message names the details.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _byte_array(pixels: np.ndarray) -> array.array:
+    """
+    Copy a C-contiguous uint8 array into the array.array a message's ``data`` stores.
+
+    Assigning bytes to a message field validates every byte in Python; an array.array('B')
+    is taken as is, so this single buffer copy is the whole cost.
+    """
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8).data)
+    return data
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """
+    Return the pixels of an Image message as a uint8 RGB array [H, W, 3].
+
+    Accepts the encodings of ENCODING_CHANNELS; honours ``step`` (row padding). For rgb8 without
+    padding the result is a read-only view of the message buffer (no copy).
+
+    :raises ImageConversionError: unknown encoding, zero width or height, ``step`` shorter
+        than a row, or ``data`` length different from ``step * height``.
+    """
+    channels = ENCODING_CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ImageConversionError(
+            'encoding', f'unsupported image encoding {msg.encoding!r}; '
+            f'expected one of {sorted(ENCODING_CHANNELS)}')
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageConversionError('size', f'empty image: width={width}, height={height}')
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageConversionError(
+            'step', f'step {step} is smaller than width {width} x {channels} channels '
+            f'({msg.encoding}) = {row_bytes} bytes')
+    if len(msg.data) != step * height:
+        raise ImageConversionError(
+            'data_length', f'data holds {len(msg.data)} bytes but step {step} x height '
+            f'{height} = {step * height}')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
+    pixels = rows[:, :row_bytes].reshape(height, width, channels)
+    if msg.encoding == 'rgb8':
+        return pixels
+    if msg.encoding == 'rgba8':
+        return np.ascontiguousarray(pixels[..., :3])
+    if msg.encoding in ('bgr8', 'bgra8'):
+        return np.ascontiguousarray(pixels[..., 2::-1])
+    return np.repeat(pixels, 3, axis=2)
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """
+    Decode a CompressedImage (JPEG or PNG) into a uint8 RGB array [H, W, 3].
+
+    The format is detected from the data; ``msg.format`` is only quoted in errors.
+
+    :raises ImageConversionError: the data is empty or not a decodable JPEG/PNG image.
+    """
+    if len(msg.data) == 0:
+        raise ImageConversionError('decode', f'empty compressed image (format {msg.format!r})')
+    try:
+        with PILImage.open(io.BytesIO(msg.data), formats=COMPRESSED_FORMATS) as decoded:
+            return np.asarray(decoded.convert('RGB'))
+    except (OSError, ValueError, PILImage.DecompressionBombError) as error:
+        raise ImageConversionError(
+            'decode', f'cannot decode compressed image (format {msg.format!r}, '
+            f'{len(msg.data)} bytes): {error}') from error
+
+
+def rgb_to_compressed(pixels: np.ndarray, header: Header, fmt: str = 'jpeg',
+                      quality: int = 90) -> CompressedImage:
+    """Encode a uint8 RGB array [H, W, 3] as a CompressedImage ('jpeg' or 'png')."""
+    if fmt not in ('jpeg', 'png'):
+        raise ValueError(f"format must be 'jpeg' or 'png', got {fmt!r}")
+    _check_rgb(pixels)
+    buffer = io.BytesIO()
+    options = {'quality': quality} if fmt == 'jpeg' else {}
+    PILImage.fromarray(pixels).save(buffer, format=fmt.upper(), **options)
+    msg = CompressedImage(header=header, format=fmt)
+    data = array.array('B')
+    data.frombytes(buffer.getbuffer())
+    msg.data = data
+    return msg
+
+
+def _check_rgb(pixels: np.ndarray) -> None:
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f'expected a uint8 RGB array [H, W, 3], got {pixels.dtype} '
+                         f'{list(pixels.shape)}')
+
+
+def rgb_to_image(pixels: np.ndarray, header: Header) -> Image:
+    """Return an rgb8 Image (no row padding) holding a uint8 array [H, W, 3]."""
+    _check_rgb(pixels)
+    height, width = pixels.shape[:2]
+    msg = Image(header=header, height=height, width=width, encoding='rgb8', step=width * 3)
+    msg.data = _byte_array(pixels)
+    return msg
+
+
+def mono_to_image(pixels: np.ndarray, header: Header) -> Image:
+    """Return a mono8 Image (no row padding) holding a uint8 array [H, W]."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 2:
+        raise ValueError(f'expected a uint8 array [H, W], got {pixels.dtype} '
+                         f'{list(pixels.shape)}')
+    height, width = pixels.shape
+    msg = Image(header=header, height=height, width=width, encoding='mono8', step=width)
+    msg.data = _byte_array(pixels)
+    return msg
+
+
+def mask_to_image(mask: np.ndarray, header: Header) -> Image:
+    """Return the segmentation mask [H, W] (class index per pixel, 255 void) as mono8 Image."""
+    return mono_to_image(mask, header)
+
+
+def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                      class_names: Sequence[str], header: Header) -> Detection2DArray:
+    """
+    Return a Detection2DArray for boxes in input pixels.
+
+    :param boxes: float [M, 4] x1, y1, x2, y2 in pixels of the input image.
+    :param scores: float [M].
+    :param labels: int [M], 0-based indices into ``class_names``.
+    :param class_names: detection class names.
+    :param header: copied into the array and every Detection2D (stamp and frame of the input).
+
+    Each Detection2D has the box centre and size in pixels, one ObjectHypothesisWithPose with
+    ``class_id`` = class name and ``score``, and ``id`` = its index in this array.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(scores) != len(boxes) or len(labels) != len(boxes):
+        raise ValueError(f'boxes {list(boxes.shape)}, scores [{len(scores)}] and labels '
+                         f'[{len(labels)}] must have the same length')
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    msg = Detection2DArray(header=header)
+    for index, label in enumerate(np.asarray(labels).tolist()):
+        if not 0 <= label < len(class_names):
+            raise ValueError(f'label {label} outside the {len(class_names)} detection classes')
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = class_names[label]
+        hypothesis.hypothesis.score = float(scores[index])
+        bbox = BoundingBox2D(size_x=float(sizes[index, 0]), size_y=float(sizes[index, 1]))
+        bbox.center.position.x = float(centres[index, 0])
+        bbox.center.position.y = float(centres[index, 1])
+        msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox,
+                                          id=str(index)))
+    return msg
+
+
+def label_info(class_names: dict, threshold: float, header: Optional[Header] = None
+               ) -> LabelInfo:
+    """
+    Return a LabelInfo for {task: [names]} using the id scheme in this module's docstring.
+
+    :param class_names: class names per task ('detection', 'segmentation'); tasks absent from
+        the dict are not listed.
+    :param threshold: the detection score threshold the node applies.
+    :param header: optional header (stamp and frame) for the message.
+    """
+    msg = LabelInfo(threshold=float(threshold))
+    if header is not None:
+        msg.header = header
+    segmentation = list(class_names.get('segmentation') or [])
+    if len(segmentation) > VOID_LABEL:
+        raise ValueError(f'{len(segmentation)} segmentation classes do not fit a mono8 mask '
+                         f'(at most {VOID_LABEL})')
+    for index, name in enumerate(segmentation):
+        msg.class_map.append(VisionClass(class_id=index, class_name=name))
+    if segmentation:
+        msg.class_map.append(VisionClass(class_id=VOID_LABEL, class_name='void'))
+    for index, name in enumerate(class_names.get('detection') or []):
+        msg.class_map.append(VisionClass(class_id=DETECTION_ID_OFFSET + index,
+                                         class_name=name))
+    return msg

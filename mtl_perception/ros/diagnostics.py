@@ -1,0 +1,72 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The node's /diagnostics status built from pipeline counters (no rclpy needed).
+
+Keys of the DiagnosticStatus values (all numbers as decimal strings):
+  input_rate_hz, processed_rate_hz   frames accepted / results published per second (recent)
+  frames_received, frames_processed  totals since the node started
+  frames_dropped                     frames replaced by a newer one before inference
+  frames_pending                     frames taken in and not finished yet (waiting or running)
+  inputs_rejected                    messages that were not a valid image
+  inference_failures                 frames whose inference raised
+  inference_ms, end_to_end_ms        mean recent predictor time, and receive-to-publish time
+"""
+
+from typing import Optional
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from mtl_perception.ros.pipeline import StatsSnapshot
+
+
+def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state: str,
+                 previous: Optional[StatsSnapshot] = None) -> DiagnosticStatus:
+    """
+    Return a DiagnosticStatus for the node.
+
+    :param snapshot: current counters.
+    :param name: status name (the node's fully qualified name).
+    :param hardware_id: the inference device.
+    :param state: lifecycle state label ('active', 'inactive', ...).
+    :param previous: the snapshot of the last report; rejected inputs or failures since then
+        raise the level to WARN.
+    """
+    level, problems = DiagnosticStatus.OK, []
+    if previous is not None:
+        if snapshot.rejected > previous.rejected:
+            problems.append(f'{snapshot.rejected - previous.rejected} inputs rejected')
+        if snapshot.failed > previous.failed:
+            problems.append(f'{snapshot.failed - previous.failed} inference failures')
+    if problems:
+        level = DiagnosticStatus.WARN
+    message = (f'{state}: {snapshot.input_rate_hz:.1f} Hz in, '
+               f'{snapshot.processed_rate_hz:.1f} Hz out')
+    if problems:
+        message += '; ' + ', '.join(problems)
+    values = {
+        'input_rate_hz': f'{snapshot.input_rate_hz:.2f}',
+        'processed_rate_hz': f'{snapshot.processed_rate_hz:.2f}',
+        'frames_received': str(snapshot.received),
+        'frames_processed': str(snapshot.processed),
+        'frames_dropped': str(snapshot.dropped),
+        'frames_pending': str(snapshot.pending),
+        'inputs_rejected': str(snapshot.rejected),
+        'inference_failures': str(snapshot.failed),
+        'inference_ms': f'{snapshot.inference_ms:.1f}',
+        'end_to_end_ms': f'{snapshot.end_to_end_ms:.1f}',
+    }
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -1,0 +1,363 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The perception lifecycle node: camera images in, detections and segmentation masks out.
+
+One node class serves the multitask node and the single-task baseline (detection_node,
+segmentation_node); only its task list and default checkpoint differ. The node wires ROS to
+the ROS-free pieces: conversions (messages <-> arrays), pipeline (latest-frame mailbox,
+counters) and the Predictor. Inference runs on a worker thread that always takes the newest
+frame, so a frame arriving while the network is busy replaces the waiting one.
+
+Topics (relative, remapped in launch): subscribes ``image`` (and ``image/compressed`` with
+use_compressed); publishes ``detections``, ``detections/overlay``, ``segmentation/mask``,
+``segmentation/color``, ``label_info`` (transient local) and ``/diagnostics``.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+import sys
+import threading
+import time
+from typing import Optional, Sequence, Union
+
+from diagnostic_msgs.msg import DiagnosticArray
+from mtl_perception.inference.predictor import Predictor
+from mtl_perception.resources import model_file
+from mtl_perception.ros import conversions
+from mtl_perception.ros.diagnostics import stats_status
+from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
+from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats
+from mtl_perception.ros.visualization import colorize_mask, draw_detections
+import numpy as np
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+# Outputs: reliable (reaches reliable and best-effort subscribers alike), a few deep.
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@dataclass
+class Frame:
+    """A frame waiting for inference: raw pixels, or a compressed message decoded lazily."""
+
+    header: Header
+    received: float
+    image: Union[np.ndarray, CompressedImage]
+
+
+def _demo_checkpoint(name: str) -> Optional[Path]:
+    try:
+        return model_file(name)
+    except FileNotFoundError:
+        return None
+
+
+class PerceptionNode(LifecycleNode):
+    """Lifecycle node running one Predictor for ``tasks`` on an image stream."""
+
+    def __init__(self, node_name: str, tasks: Sequence[str], demo_model: str, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.tasks = tuple(tasks)
+        self._demo_checkpoint = _demo_checkpoint(demo_model)
+        for spec in PARAMETERS:
+            default = spec.default
+            if spec.name == 'checkpoint' and self._demo_checkpoint is not None:
+                default = str(self._demo_checkpoint)
+            self.declare_parameter(spec.name, default, spec.descriptor())
+        self.settings: Optional[NodeSettings] = None
+        self.stats = PipelineStats()
+        self._throttle = LogThrottle()
+        self._predictor: Optional[Predictor] = None
+        self._mailbox: Optional[FrameMailbox] = None
+        self._worker: Optional[threading.Thread] = None
+        self._active = False
+        self._publishers_by_topic: dict = {}
+        self._subscriptions_made: list = []
+        self._diagnostics_publisher = None
+        self._diagnostics_timer = None
+        self._last_report = None
+        self._autostart_timer = None
+        if self.get_parameter('autostart').value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # Lifecycle transitions -------------------------------------------------------------------
+
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        self._autostart_timer = None
+        if self.trigger_configure() != SUCCESS:
+            self.get_logger().error('autostart: configure failed; node stays unconfigured')
+        elif self.trigger_activate() != SUCCESS:
+            self.get_logger().error('autostart: activate failed; node stays inactive')
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read and validate parameters, create publishers, subscriptions and diagnostics."""
+        values = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
+        try:
+            settings = validate_settings(values, self._demo_checkpoint)
+        except ValueError as error:
+            self.get_logger().error(f'configure failed: {error}')
+            return FAILURE
+        self.settings = settings
+        topics = {'label_info': (LabelInfo, LATCHED_QOS)}
+        if 'detection' in self.tasks:
+            topics['detections'] = (Detection2DArray, OUTPUT_QOS)
+            topics['detections/overlay'] = (Image, OUTPUT_QOS)
+        if 'segmentation' in self.tasks:
+            topics['segmentation/mask'] = (Image, OUTPUT_QOS)
+            topics['segmentation/color'] = (Image, OUTPUT_QOS)
+        self._publishers_by_topic = {
+            topic: self.create_lifecycle_publisher(msg_type, topic, qos)
+            for topic, (msg_type, qos) in topics.items()}
+        reliability = (ReliabilityPolicy.RELIABLE if settings.qos_reliability == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        input_qos = QoSProfile(depth=settings.qos_depth, reliability=reliability,
+                               history=HistoryPolicy.KEEP_LAST)
+        self._subscriptions_made = [
+            self.create_subscription(Image, 'image', self._on_image, input_qos)]
+        if settings.use_compressed:
+            # Follow image_transport's naming: the compressed stream hangs off the raw topic.
+            compressed = self.resolve_topic_name('image') + '/compressed'
+            self._subscriptions_made.append(self.create_subscription(
+                CompressedImage, compressed, self._on_compressed, input_qos))
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics_timer = self.create_timer(settings.diagnostics_period,
+                                                    self._publish_diagnostics)
+        self.get_logger().info(
+            f'configured: tasks {list(self.tasks)}, checkpoint {settings.checkpoint}, '
+            f'backend {settings.backend} on {settings.device}, input QoS '
+            f'{settings.qos_reliability} depth {settings.qos_depth}')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and start the inference worker; FAILURE if the model cannot load."""
+        settings = self.settings
+        try:
+            predictor = Predictor.from_checkpoint(
+                settings.checkpoint, backend=settings.backend, device=settings.device,
+                half=settings.half, score_threshold=settings.score_threshold,
+                nms_threshold=settings.nms_threshold, max_detections=settings.max_detections)
+        except Exception as error:  # noqa: B902 (any load failure must fail the transition)
+            self.get_logger().error(
+                f'activate failed: cannot load checkpoint {settings.checkpoint} with backend '
+                f'{settings.backend} on {settings.device}: {type(error).__name__}: {error}')
+            return FAILURE
+        missing = [task for task in self.tasks if task not in predictor.tasks]
+        if missing:
+            predictor.close()
+            self.get_logger().error(
+                f'activate failed: checkpoint {settings.checkpoint} has tasks '
+                f'{list(predictor.tasks)}, this node needs {list(self.tasks)}')
+            return FAILURE
+        if len(predictor.tasks) > len(self.tasks):
+            self.get_logger().warning(
+                f'checkpoint {settings.checkpoint} also computes {list(predictor.tasks)}; '
+                f'only {list(self.tasks)} is published')
+        self._predictor = predictor
+        result = super().on_activate(state)
+        self._publishers_by_topic['label_info'].publish(conversions.label_info(
+            {task: predictor.class_names[task] for task in self.tasks},
+            settings.score_threshold, Header(stamp=self.get_clock().now().to_msg())))
+        self._mailbox = FrameMailbox()
+        self._worker = threading.Thread(target=self._work, args=(self._mailbox, predictor),
+                                        name='inference', daemon=True)
+        self._worker.start()
+        self._active = True
+        self.get_logger().info(f'active: {predictor.card.get("name", "model")} '
+                               f'({predictor.input_size} px input)')
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker and release the model (and the CUDA cache)."""
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy publishers, subscriptions and the diagnostics timer."""
+        self._destroy_endpoints()
+        self.settings = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything whatever the state."""
+        self._stop()
+        self._destroy_endpoints()
+        return super().on_shutdown(state)
+
+    def destroy_node(self) -> None:
+        """Stop the worker before the node's endpoints go away."""
+        self._stop()
+        super().destroy_node()
+
+    def _stop(self) -> None:
+        self._active = False
+        if self._mailbox is not None and self._mailbox.close():
+            self.stats.frame_dropped()
+        if self._worker is not None:
+            self._worker.join()
+        self._mailbox = self._worker = None
+        if self._predictor is not None:
+            device = self.settings.device if self.settings else 'cpu'
+            self._predictor.close()
+            self._predictor = None
+            if device.startswith('cuda'):
+                import torch
+                torch.cuda.empty_cache()
+
+    def _destroy_endpoints(self) -> None:
+        for publisher in self._publishers_by_topic.values():
+            self.destroy_lifecycle_publisher(publisher)
+        for subscription in self._subscriptions_made:
+            self.destroy_subscription(subscription)
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        if self._diagnostics_publisher is not None:
+            self.destroy_publisher(self._diagnostics_publisher)
+        self._publishers_by_topic, self._subscriptions_made = {}, []
+        self._diagnostics_timer = self._diagnostics_publisher = None
+
+    # Frames ----------------------------------------------------------------------------------
+
+    def _on_image(self, msg: Image) -> None:
+        if not self._active:
+            return
+        received = time.monotonic()
+        try:
+            pixels = conversions.image_to_rgb(msg)
+        except conversions.ImageConversionError as error:
+            self._reject(error)
+            return
+        self._submit(Frame(msg.header, received, pixels))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        if self._active:
+            # Decoding waits for the worker, so frames that get replaced are never decoded.
+            self._submit(Frame(msg.header, time.monotonic(), msg))
+
+    def _submit(self, frame: Frame) -> None:
+        mailbox = self._mailbox
+        if mailbox is None:
+            return
+        self.stats.frame_received()
+        if mailbox.put(frame):
+            self.stats.frame_dropped()
+
+    def _reject(self, error: conversions.ImageConversionError, received: bool = False) -> None:
+        self.stats.input_rejected(received)
+        suppressed = self._throttle.allow(error.reason)
+        if suppressed is not None:
+            note = f' ({suppressed} similar since the last report)' if suppressed else ''
+            self.get_logger().error(f'rejected input image: {error}{note}')
+
+    def _work(self, mailbox: FrameMailbox, predictor: Predictor) -> None:
+        while True:
+            frame = mailbox.take()
+            if frame is None:
+                if mailbox.closed:
+                    return
+                continue
+            try:
+                self._process(frame, predictor)
+            except Exception as error:  # noqa: B902 (the stream must survive any one frame)
+                self.stats.frame_failed()
+                if self._throttle.allow('inference') is not None:
+                    self.get_logger().error(
+                        f'inference failed: {type(error).__name__}: {error}')
+
+    def _process(self, frame: Frame, predictor: Predictor) -> None:
+        pixels = frame.image
+        if isinstance(pixels, CompressedImage):
+            try:
+                pixels = conversions.compressed_to_rgb(pixels)
+            except conversions.ImageConversionError as error:
+                self._reject(error, received=True)
+                return
+        prediction = predictor.predict(pixels)
+        header, publishers = frame.header, self._publishers_by_topic
+        force = self.settings.publish_debug_images
+        if 'detection' in self.tasks:
+            publishers['detections'].publish(conversions.detections_to_msg(
+                prediction.boxes, prediction.scores, prediction.labels,
+                predictor.class_names['detection'], header))
+            overlay = publishers['detections/overlay']
+            if force or overlay.get_subscription_count() > 0:
+                overlay.publish(conversions.rgb_to_image(draw_detections(
+                    pixels, prediction.boxes, prediction.scores, prediction.labels,
+                    predictor.class_names['detection']), header))
+        if 'segmentation' in self.tasks:
+            publishers['segmentation/mask'].publish(
+                conversions.mask_to_image(prediction.mask, header))
+            color = publishers['segmentation/color']
+            if force or color.get_subscription_count() > 0:
+                color.publish(conversions.rgb_to_image(colorize_mask(prediction.mask), header))
+        self.stats.frame_processed(sum(prediction.timings.values()),
+                                   (time.monotonic() - frame.received) * 1000.0)
+
+    def _publish_diagnostics(self) -> None:
+        snapshot = self.stats.snapshot()
+        state = 'active' if self._active else 'inactive'
+        status = stats_status(snapshot, name=self.get_fully_qualified_name(),
+                              hardware_id=self.settings.device if self.settings else '',
+                              state=state, previous=self._last_report)
+        self._last_report = snapshot
+        message = DiagnosticArray(status=[status])
+        message.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_publisher.publish(message)
+
+
+def run(node_name: str, tasks: Sequence[str], demo_model: str,
+        args: Optional[list] = None) -> int:
+    """Create the node, spin it until shutdown and clean up; return the exit code."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PerceptionNode(node_name, tasks, demo_model)
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterException as error:
+        print(f'{node_name}: invalid parameter: {error}', file=sys.stderr, flush=True)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def multitask_main(args: Optional[list] = None) -> int:
+    """Run the multitask node (detection + segmentation from one network)."""
+    return run('multitask_node', ('detection', 'segmentation'), 'uav_synthetic_multitask', args)
+
+
+def detection_main(args: Optional[list] = None) -> int:
+    """Run the single-task baseline detection node."""
+    return run('detection_node', ('detection',), 'uav_synthetic_detection', args)
+
+
+def segmentation_main(args: Optional[list] = None) -> int:
+    """Run the single-task baseline segmentation node."""
+    return run('segmentation_node', ('segmentation',), 'uav_synthetic_segmentation', args)

@@ -1,0 +1,139 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The perception node's parameters: names, defaults, descriptors and validation (no rclpy).
+
+Every node (multitask, detection, segmentation) declares the same parameters; only the default
+checkpoint differs. Values come from config/mtl_perception.yaml and are checked by
+``validate_settings`` when the node configures.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+import re
+from typing import Any, Mapping, Optional
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+RELIABILITIES = ('best_effort', 'reliable')
+_DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter: default value (fixes the type), description and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple = ()
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return the ROS ParameterDescriptor (description, choices text, numeric range)."""
+        descriptor = ParameterDescriptor(description=self.description)
+        if self.choices:
+            descriptor.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        if self.minimum is not None and isinstance(self.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(self.minimum), to_value=float(self.maximum), step=0.0)]
+        elif self.minimum is not None:
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(self.minimum), to_value=int(self.maximum), step=1)]
+        return descriptor
+
+
+PARAMETERS = (
+    ParameterSpec('checkpoint', '', 'Model weights (<stem>.safetensors with <stem>.yaml beside '
+                  "it); empty: the package's demo model for this node's tasks."),
+    ParameterSpec('backend', 'torch', 'Inference backend.', choices=BACKENDS),
+    ParameterSpec('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'cuda:N'."),
+    ParameterSpec('half', False, 'Run the network in float16 (GPU backends only).'),
+    ParameterSpec('score_threshold', 0.3, 'Minimum detection score reported.',
+                  minimum=0.0, maximum=1.0),
+    ParameterSpec('nms_threshold', 0.45, 'IoU above which same-class boxes are suppressed.',
+                  minimum=0.0, maximum=1.0),
+    ParameterSpec('max_detections', 100, 'Most detections reported per image.',
+                  minimum=1, maximum=10000),
+    ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the image subscriptions '
+                  '(REP-2003: sensor data is subscribed best effort).', choices=RELIABILITIES),
+    ParameterSpec('qos_depth', 1, 'History depth of the image subscriptions; 1 keeps only the '
+                  'newest frame.', minimum=1, maximum=100),
+    ParameterSpec('use_compressed', False, 'Also subscribe <image>/compressed '
+                  '(sensor_msgs/CompressedImage, JPEG or PNG).'),
+    ParameterSpec('publish_debug_images', False, 'Always compute detections/overlay and '
+                  'segmentation/color (otherwise only while something subscribes).'),
+    ParameterSpec('autostart', True, 'Configure and activate at startup; false leaves the '
+                  'transitions to a lifecycle manager.'),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+                  minimum=0.05, maximum=60.0),
+)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Validated parameter values of one node."""
+
+    checkpoint: Path
+    backend: str
+    device: str
+    half: bool
+    score_threshold: float
+    nms_threshold: float
+    max_detections: int
+    qos_reliability: str
+    qos_depth: int
+    use_compressed: bool
+    publish_debug_images: bool
+    autostart: bool
+    diagnostics_period: float
+
+
+def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Path]
+                      ) -> NodeSettings:
+    """
+    Check raw parameter values and return NodeSettings.
+
+    ``default_checkpoint`` replaces an empty ``checkpoint``. Whether the checkpoint file exists
+    is checked when the model loads (activate), not here.
+
+    :raises ValueError: naming the parameter, its value and what is allowed.
+    """
+    missing = [spec.name for spec in PARAMETERS if spec.name not in values]
+    if missing:
+        raise ValueError(f'missing parameters: {missing}')
+    for spec in PARAMETERS:
+        value = values[spec.name]
+        if spec.choices and value not in spec.choices:
+            raise ValueError(f'parameter {spec.name}={value!r} is not one of {list(spec.choices)}')
+        if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
+            raise ValueError(f'parameter {spec.name}={value!r} is outside '
+                             f'[{spec.minimum}, {spec.maximum}]')
+    if not _DEVICE_PATTERN.match(values['device']):
+        raise ValueError(f"parameter device={values['device']!r} must be 'cpu', 'cuda' or "
+                         "'cuda:N'")
+    if values['half'] and values['device'] == 'cpu':
+        raise ValueError('parameter half=true needs a GPU device, got device=cpu')
+    checkpoint = values['checkpoint']
+    if not checkpoint:
+        if default_checkpoint is None:
+            raise ValueError('parameter checkpoint is empty and the package has no demo model '
+                             'location (share directory not found)')
+        checkpoint = default_checkpoint
+    settings = {spec.name: values[spec.name] for spec in PARAMETERS}
+    settings['checkpoint'] = Path(checkpoint).expanduser()
+    return NodeSettings(**settings)
