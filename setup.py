@@ -59,6 +59,8 @@ setup(
     extras_require={
         'test': ['pytest', 'pytest-timeout', 'torchmetrics'],
         'onnx-export': ['onnxscript'],
+        # TensorRT engines (export --format tensorrt, backend tensorrt); JetPack ships it.
+        'tensorrt': ['tensorrt>=10'],
         'tensorboard': ['tensorboard'],
     },
     zip_safe=True,

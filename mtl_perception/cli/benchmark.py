@@ -36,13 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default: cpu)')
     parser.add_argument('--half', action='store_true', help='float16 (CUDA only)')
     parser.add_argument('--backend', default='torch',
-                        help='inference backend (default: %(default)s)')
+                        help='torch, onnxruntime (ONNX export timed without torch) or '
+                             'tensorrt (engine built first; needs a GPU) (default: torch)')
     parser.add_argument('--iterations', type=int, default=30,
                         help='timed runs per network (default: %(default)s)')
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed runs before timing (default: %(default)s)')
     parser.add_argument('--threads', type=int, default=None,
-                        help="torch intra-op threads (default: torch's default)")
+                        help='intra-op threads of torch or ONNX Runtime '
+                             "(default: torch's default)")
     parser.add_argument('--num-classes', type=int, nargs=2, default=[20, 21],
                         metavar=('DET', 'SEG'),
                         help='detection and segmentation class counts (default: VOC, 20 21)')

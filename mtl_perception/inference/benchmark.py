@@ -19,9 +19,11 @@ The three networks (same architecture and input, task lists ('detection',
 'segmentation'), ('detection',) and ('segmentation',)) are built once in the calling
 process, which counts their parameters and FLOPs and saves each to a safetensors
 checkpoint to take its size. Speed and memory are then measured in a fresh process per
-network (``python -m mtl_perception.inference.benchmark --worker ...``), started one
-after the other so no two measurements share the CPU, and each loading its network the
-way a deployment does (through the backend from the saved file). A worker's peak RSS
+network (``python -m mtl_perception.inference.benchmark_worker --worker ...``), started
+one after the other so no two measurements share the CPU, and each loading its network
+the way a deployment does (through the backend from the saved file; for 'onnxruntime'
+and 'tensorrt' from an ONNX export or engine built from it first, untimed; the ONNX
+Runtime worker does not import torch). A worker's peak RSS
 is its high-water resident set (VmHWM; ``ru_maxrss`` where there is no /proc):
 interpreter, framework, weights, activations and loading, i.e. what the process needs
 to run, as one ROS node per network would.
@@ -30,7 +32,8 @@ Conventions:
     * GFLOPs = FLOPs / 1e9 as ``torch.utils.flop_counter.FlopCounterMode`` counts
       them for one image: a multiply-add is 2 FLOPs, and only convolutions and matrix
       products are counted (batch norm, activations, softmax, resizing are not).
-    * MB = 10^6 bytes, for both file sizes and memory.
+    * MB = 10^6 bytes, for both file sizes and memory. ``size_mb`` is the safetensors
+      checkpoint, ``artifact_mb`` the file the backend loads (ONNX file, engine).
     * Latency is one ``Backend.run`` on a preprocessed batch of one image, after
       warm-up; fps = 1000 / mean latency. Preprocessing and NMS are left out: they are
       the same for both deployments.
@@ -40,20 +43,18 @@ Conventions:
       multitask network.
 """
 
-import argparse
 import json
 import os
 from pathlib import Path
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Callable, TextIO
 
-from mtl_perception.inference.checkpoint import save_checkpoint
+from mtl_perception.inference.benchmark_worker import (_anon_rss_mb, _peak_rss_mb,  # noqa: F401
+                                                       _rss_mb, measure_latency, worker)
+from mtl_perception.inference.checkpoint import load_card, save_checkpoint
 from mtl_perception.modeling import build_model, MultiTaskModel
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -68,15 +69,38 @@ DEFAULT_NUM_CLASSES = {'detection': 20, 'segmentation': 21}
 _MB = 1e6
 
 
-def _prepare_torch(checkpoint: Path, workdir: Path, model: MultiTaskModel) -> Path:
+def _prepare_torch(checkpoint: Path, workdir: Path, model: MultiTaskModel, *,
+                   device: str, half: bool) -> Path:
     return checkpoint
 
 
-# backend name -> function(checkpoint, workdir, model) returning the path that
-# ``create_backend(name, path)`` loads; an exporting backend (ONNX, TensorRT) adds an
-# entry that writes its file into ``workdir``. Runs in the calling process, untimed.
-ARTIFACT_BUILDERS: dict[str, Callable[[Path, Path, MultiTaskModel], Path]] = {
+def _prepare_onnx(checkpoint: Path, workdir: Path, model: MultiTaskModel, *,
+                  device: str, half: bool) -> Path:
+    from mtl_perception.inference.export import export_model_onnx, sample_images
+
+    output = workdir / f'{checkpoint.stem}.onnx'
+    export_model_onnx(model, load_card(checkpoint), output, images=sample_images(1),
+                      source=str(checkpoint))
+    return output
+
+
+def _prepare_tensorrt(checkpoint: Path, workdir: Path, model: MultiTaskModel, *,
+                      device: str, half: bool) -> Path:
+    from mtl_perception.inference.tensorrt_build import build_engine
+
+    onnx_path = _prepare_onnx(checkpoint, workdir, model, device=device, half=half)
+    engine = workdir / f'{checkpoint.stem}.engine'
+    build_engine(onnx_path, engine, precision='fp16' if half else 'fp32', device=device)
+    return engine
+
+
+# backend name -> function(checkpoint, workdir, model, *, device, half) returning the
+# path that ``create_backend(name, path)`` loads; an exporting backend writes its file
+# into ``workdir``. Runs in the calling process, untimed.
+ARTIFACT_BUILDERS: dict[str, Callable[..., Path]] = {
     'torch': _prepare_torch,
+    'onnxruntime': _prepare_onnx,
+    'tensorrt': _prepare_tensorrt,
 }
 
 
@@ -98,13 +122,14 @@ def _class_names(count: int) -> list[str]:
 
 
 def prepare_networks(arch: str, input_size: int, num_classes: dict[str, int], backend: str,
-                     workdir: Path, progress: TextIO | None = None) -> dict[str, dict]:
+                     workdir: Path, progress: TextIO | None = None, *, device: str = 'cpu',
+                     half: bool = False) -> dict[str, dict]:
     """
     Build the three networks, count them and save them under ``workdir``.
 
     Output:
-        variant -> {'params', 'gflops', 'size_mb', 'artifact'} (artifact: what the
-        backend loads).
+        variant -> {'params', 'gflops', 'size_mb', 'artifact', 'artifact_mb'} (artifact:
+        the file the backend loads).
     """
     if backend not in ARTIFACT_BUILDERS:
         raise ValueError(f'benchmark has no backend {backend!r}; known: '
@@ -119,123 +144,24 @@ def prepare_networks(arch: str, input_size: int, num_classes: dict[str, int], ba
         card = {'name': f'benchmark_{variant}', 'architecture': arch,
                 'classes': {t: _class_names(num_classes[t]) for t in tasks}}
         weights, _ = save_checkpoint(model, workdir / variant, card, verify=False)
+        artifact = ARTIFACT_BUILDERS[backend](weights, workdir, model, device=device,
+                                              half=half)
         prepared[variant] = {
             'params': count_params(model),
             'gflops': count_gflops(model, input_size),
             'size_mb': weights.stat().st_size / _MB,
-            'artifact': str(ARTIFACT_BUILDERS[backend](weights, workdir, model)),
+            'artifact': str(artifact),
+            'artifact_mb': Path(artifact).stat().st_size / _MB,
         }
         del model
     return prepared
-
-
-def _rss_mb() -> float:
-    import psutil
-    return psutil.Process().memory_info().rss / _MB
-
-
-def _proc_status_mb(field: str) -> float | None:
-    """Read a memory field (kB) of /proc/self/status in MB; None where there is no /proc."""
-    try:
-        with open('/proc/self/status', encoding='ascii') as status:
-            for line in status:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1]) * 1024 / _MB
-    except OSError:
-        pass
-    return None
-
-
-def _anon_rss_mb() -> float:
-    """Resident anonymous memory (heap, tensors), without the mapped library files."""
-    value = _proc_status_mb('RssAnon')
-    return float('nan') if value is None else value
-
-
-def _peak_rss_mb() -> float:
-    """
-    Peak resident memory of this process image.
-
-    Linux's ``ru_maxrss`` survives ``exec``: a worker forked from a parent holding the
-    three networks would report the parent's size. VmHWM belongs to the process's own
-    address space, so it is used where it exists.
-    """
-    value = _proc_status_mb('VmHWM')
-    if value is not None:
-        return value
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / _MB if sys.platform == 'darwin' else peak * 1024 / _MB
-
-
-def measure_latency(run: Callable[[], object], iterations: int, warmup: int, label: str,
-                    progress: TextIO | None = None,
-                    after_each: Callable[[], None] | None = None) -> np.ndarray:
-    """
-    Call ``run`` ``warmup`` times, then time ``iterations`` calls; return ms per call.
-
-    ``after_each`` (untimed) is called after every run, e.g. to sample memory.
-    """
-    interactive = progress is not None and progress.isatty()
-    step = max(1, (warmup + iterations) // 10)
-    latencies = []
-    for index in range(warmup + iterations):
-        start = time.perf_counter()
-        run()
-        elapsed = (time.perf_counter() - start) * 1000.0
-        if index >= warmup:
-            latencies.append(elapsed)
-        if after_each is not None:
-            after_each()
-        done = index + 1
-        if progress is not None and (interactive or done % step == 0
-                                     or done == warmup + iterations):
-            phase = 'warm-up' if index < warmup else 'iteration'
-            count = f'{done}/{warmup}' if index < warmup else f'{done - warmup}/{iterations}'
-            end = '' if interactive else '\n'
-            print(f'\r[{label}] {phase} {count} ({elapsed:.0f} ms)  ', end=end,
-                  file=progress, flush=True)
-    if interactive:
-        print(file=progress, flush=True)
-    return np.asarray(latencies)
-
-
-def worker(backend: str, artifact: str, *, device: str, half: bool, iterations: int,
-           warmup: int, threads: int, label: str, progress: TextIO | None = None) -> dict:
-    """Load one network with ``backend`` and measure it (run in a fresh process)."""
-    from mtl_perception.inference.backends import create_backend
-    torch.set_num_threads(threads)
-    rss_start, rss_start_anon = _rss_mb(), _anon_rss_mb()
-    loaded = create_backend(backend, artifact, device=device, half=half)
-    rss_loaded = _rss_mb()
-    size = int(loaded.card['input_size'])
-    batch = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
-    # The kernel keeps no peak of anonymous memory, so sample it after every run.
-    anon = [_anon_rss_mb()]
-    latencies = measure_latency(lambda: loaded.run(batch), iterations, warmup, label,
-                                progress, after_each=lambda: anon.append(_anon_rss_mb()))
-    result = {
-        'latency_ms': {'p50': float(np.percentile(latencies, 50)),
-                       'p95': float(np.percentile(latencies, 95)),
-                       'mean': float(latencies.mean())},
-        'fps': float(1000.0 / latencies.mean()),
-        'peak_rss_mb': _peak_rss_mb(),
-        'rss_start_mb': rss_start,
-        'rss_loaded_mb': rss_loaded,
-        'rss_end_mb': _rss_mb(),
-        'anon_rss_start_mb': rss_start_anon,
-        'peak_anon_rss_mb': max(anon),
-        'threads': torch.get_num_threads(),
-    }
-    loaded.close()
-    return result
 
 
 def measure_in_fresh_process(backend: str, artifact: str, *, device: str, half: bool,
                              iterations: int, warmup: int, threads: int,
                              label: str) -> dict:
     """Run ``worker`` in a new interpreter; its progress goes to this process's stderr."""
-    command = [sys.executable, '-m', 'mtl_perception.inference.benchmark', '--worker',
+    command = [sys.executable, '-m', 'mtl_perception.inference.benchmark_worker', '--worker',
                '--backend', backend, '--artifact', artifact, '--device', device,
                '--iterations', str(iterations), '--warmup', str(warmup),
                '--threads', str(threads), '--label', label] + (['--half'] if half else [])
@@ -269,13 +195,14 @@ def run_benchmark(*, arch: str = 'resnet50_ssd_fcn', input_size: int = 300,
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix='mtl_benchmark_') as workdir:
         prepared = prepare_networks(arch, input_size, num_classes, backend, Path(workdir),
-                                    progress)
+                                    progress, device=device, half=half)
         models = {}
         for variant, info in prepared.items():
             measured = measure_in_fresh_process(
                 backend, info['artifact'], device=device, half=half, iterations=iterations,
                 warmup=warmup, threads=threads, label=variant)
-            models[variant] = {key: info[key] for key in ('params', 'size_mb', 'gflops')}
+            models[variant] = {key: info[key]
+                               for key in ('params', 'size_mb', 'gflops', 'artifact_mb')}
             models[variant].update(measured)
     det, seg, multi = models['detection'], models['segmentation'], models['multitask']
     pair = {
@@ -335,26 +262,3 @@ def format_table(result: dict) -> str:
                  f'{ratios["memory"]:.2f}x less memory (peak RSS; '
                  f'{ratios["memory_anon"]:.2f}x counting anonymous memory only)')
     return '\n'.join(lines)
-
-
-def _worker_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description='benchmark worker (one network)')
-    parser.add_argument('--worker', action='store_true', required=True)
-    parser.add_argument('--backend', required=True)
-    parser.add_argument('--artifact', required=True)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--half', action='store_true')
-    parser.add_argument('--iterations', type=int, required=True)
-    parser.add_argument('--warmup', type=int, required=True)
-    parser.add_argument('--threads', type=int, required=True)
-    parser.add_argument('--label', default='network')
-    args = parser.parse_args(argv)
-    result = worker(args.backend, args.artifact, device=args.device, half=args.half,
-                    iterations=args.iterations, warmup=args.warmup, threads=args.threads,
-                    label=args.label, progress=sys.stderr)
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(_worker_main())

@@ -116,7 +116,10 @@ class Predictor:
         Load ``path`` with the named backend and wrap it in a Predictor.
 
         ``path`` is what the backend loads: a checkpoint (``<stem>``, ``.safetensors`` or
-        ``.yaml``) for 'torch'. Checkpoint problems raise ``CheckpointError``.
+        ``.yaml``) for 'torch'; the exported ``.onnx`` for 'onnxruntime' and ``.engine``
+        for 'tensorrt' (or the checkpoint name when the export lies beside it with the
+        same stem, see ``inference.artifacts``). Checkpoint problems raise
+        ``CheckpointError``; problems with exported files ``ExportedModelError``.
         """
         loaded = create_backend(backend, path, device=device, half=half, **backend_options)
         try:

@@ -59,7 +59,9 @@ class ParameterSpec:
 
 PARAMETERS = (
     ParameterSpec('checkpoint', '', 'Model weights (<stem>.safetensors with <stem>.yaml beside '
-                  "it); empty: the package's demo model for this node's tasks."),
+                  'it; for backend onnxruntime/tensorrt the exported <stem>.onnx/.engine, or '
+                  "the checkpoint with its export beside it); empty: the package's demo model "
+                  "for this node's tasks."),
     ParameterSpec('backend', 'torch', 'Inference backend.', choices=BACKENDS),
     ParameterSpec('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'cuda:N'."),
     ParameterSpec('half', False, 'Run the network in float16 (GPU backends only).'),

@@ -32,6 +32,8 @@ BackendFactory = Callable[..., Backend]
 # name -> module defining ``create(path, *, device, half, **options)``.
 _BUILTIN = {
     'torch': 'mtl_perception.inference.backends.torch_backend',
+    'onnxruntime': 'mtl_perception.inference.backends.onnxruntime_backend',
+    'tensorrt': 'mtl_perception.inference.backends.tensorrt_backend',
 }
 _FACTORIES: dict[str, BackendFactory] = {}
 

@@ -1,0 +1,194 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Build a serialized TensorRT engine from an exported ONNX file (TensorRT 10 Python API).
+
+Precisions: 'fp32'; 'fp16' (FP16 kernels allowed); 'int8' (INT8 with FP16 fallback,
+scales from an entropy calibrator, ``IInt8EntropyCalibrator2``, fed with images from a
+folder). The calibration folder may be a COCO-format folder, a VOC root or a plain
+folder of images: every .jpg/.jpeg/.png/.bmp below it is used, in sorted order, up to
+``calibration_images``, through the same preprocessing the Predictor applies. The
+calibration cache is written beside the engine (``<stem>.calibration.cache``) and reused
+by later builds: delete it to recalibrate with other data.
+
+The engine goes to ``<stem>.engine``; its card (``<stem>.yaml``, shared with an ONNX
+export of the same stem) gets an ``export.tensorrt`` entry that records the build
+target (see ``tensorrt_support``), precision, batch range and source ONNX file.
+"""
+
+import os
+from pathlib import Path
+from typing import TextIO
+
+from mtl_perception.inference import artifacts
+from mtl_perception.inference.preprocess import preprocess
+from mtl_perception.inference.tensorrt_support import (build_target, cuda_device_index,
+                                                       import_tensorrt, rebuild_command)
+import numpy as np
+from PIL import Image
+
+PRECISIONS = ('fp32', 'fp16', 'int8')
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def calibration_files(folder: str | os.PathLike, limit: int) -> list[Path]:
+    """
+    Return up to ``limit`` image files below ``folder`` in sorted order.
+
+    :raises FileNotFoundError: the folder does not exist or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'calibration data folder not found: {folder}')
+    files = sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f'{folder}: no images ({", ".join(IMAGE_SUFFIXES)}) for '
+                                'INT8 calibration')
+    return files[:limit]
+
+
+def _calibration_batches(files: list[Path], card: dict, batch_size: int):
+    """Yield float32 ``[B, 3, S, S]`` preprocessed batches (the last one may be short)."""
+    for start in range(0, len(files), batch_size):
+        images = [np.asarray(Image.open(path).convert('RGB'))
+                  for path in files[start:start + batch_size]]
+        yield np.concatenate([preprocess(image, card['input_size'], card['mean'],
+                                         card['std']) for image in images])
+
+
+def make_calibrator(trt, files: list[Path], card: dict, batch_size: int, cache: Path,
+                    device_index: int):
+    """Return an ``IInt8EntropyCalibrator2`` over ``files`` that caches to ``cache``."""
+    import torch
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        """Feed preprocessed images to TensorRT through one reused device buffer."""
+
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            size = int(card['input_size'])
+            self.buffer = torch.empty((batch_size, 3, size, size), dtype=torch.float32,
+                                      device=f'cuda:{device_index}')
+            # Only full batches: the calibration batch size is fixed.
+            self.batches = (b for b in _calibration_batches(files, card, batch_size)
+                            if len(b) == batch_size)
+
+        def get_batch_size(self) -> int:
+            return batch_size
+
+        def get_batch(self, names, *args):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            self.buffer.copy_(torch.from_numpy(batch))
+            torch.cuda.synchronize(device_index)
+            return [int(self.buffer.data_ptr())]
+
+        def read_calibration_cache(self, *args):
+            return cache.read_bytes() if cache.is_file() else None
+
+        def write_calibration_cache(self, data, *args) -> None:
+            cache.write_bytes(bytes(data))
+
+    return EntropyCalibrator()
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
+                 precision: str = 'fp16', calibration_data: str | os.PathLike | None = None,
+                 calibration_images: int = 256, max_batch: int = 8, device: str = 'cuda',
+                 workspace_gb: float = 2.0, progress: TextIO | None = None) -> dict:
+    """
+    Build ``engine_path`` from ``onnx_path`` (with its card beside it); see the module doc.
+
+    :param max_batch: largest batch of the engine's profile when the ONNX batch axis is
+        dynamic (ignored for a fixed batch of 1).
+    :return: the ``export.tensorrt`` card entry written.
+    :raises TensorRTUnavailableError: no tensorrt package or no CUDA GPU.
+    :raises ValueError: bad options, or TensorRT cannot parse the file or build it.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; known: {PRECISIONS}')
+    if precision == 'int8' and calibration_data is None:
+        raise ValueError('INT8 needs --calibration-data DIR (images like those deployed on)')
+    trt = import_tensorrt()
+    index = cuda_device_index(device)
+    onnx_path, engine_path = Path(onnx_path).resolve(), Path(engine_path)
+    if engine_path.suffix != artifacts.EXPORT_SUFFIXES['tensorrt']:
+        raise ValueError(f'the engine file must end in .engine, got {engine_path}')
+    card = artifacts.read_export_card(onnx_path, 'onnx')
+    anchors = artifacts.read_anchors(onnx_path, card)
+    artifacts.check_card_writable(engine_path, card)
+    size = int(card['input_size'])
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ValueError(f'{onnx_path}: TensorRT cannot parse the ONNX file: {errors}')
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    dynamic = network.get_input(0).shape[0] == -1
+    max_batch = int(max_batch) if dynamic else 1
+    if max_batch < 1:
+        raise ValueError(f'max_batch must be >= 1, got {max_batch}')
+    profile = None
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        # Tuned for one image per run, as a camera node runs it.
+        profile.set_shape(artifacts.INPUT_NAME, (1, 3, size, size), (1, 3, size, size),
+                          (max_batch, 3, size, size))
+        config.add_optimization_profile(profile)
+    if precision in ('fp16', 'int8'):
+        config.set_flag(trt.BuilderFlag.FP16)
+    cache = engine_path.with_name(artifacts.stem_of(engine_path).name + '.calibration.cache')
+    files = []
+    if precision == 'int8':
+        files = calibration_files(calibration_data, calibration_images)
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = make_calibrator(trt, files, card, 1 if not dynamic else
+                                                 min(max_batch, 8), cache, index)
+        if profile is not None:
+            config.set_calibration_profile(profile)
+    if progress is not None:
+        print(f'building a {precision} TensorRT {trt.__version__} engine for '
+              f'{build_target(trt, index)["device_name"]} from {onnx_path} (minutes)...',
+              file=progress, flush=True)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ValueError(f'TensorRT could not build an engine from {onnx_path}; its log '
+                         'above says why')
+    info = {
+        'file': engine_path.name,
+        'format': 'tensorrt',
+        'precision': precision,
+        'input_size': size,
+        'max_batch': max_batch,
+        'onnx': str(onnx_path),
+        'calibration_data': str(Path(calibration_data).resolve()) if files else None,
+        'calibration_images': len(files),
+        'build': build_target(trt, index),
+        'created': artifacts.utc_now(),
+    }
+    info['rebuild_command'] = rebuild_command(info, engine_path.resolve())
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = engine_path.with_name(engine_path.name + '.tmp')
+    with open(tmp, 'wb') as stream:
+        stream.write(serialized)
+    artifacts.write_export_card(engine_path, card, 'tensorrt', info)
+    artifacts.write_anchors(engine_path, anchors)
+    os.replace(tmp, engine_path)
+    return info

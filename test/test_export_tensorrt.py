@@ -1,0 +1,84 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""TensorRT engines: build from ONNX, run through the Predictor, record the build target."""
+
+import importlib.util
+
+from mtl_perception.inference import artifacts
+from mtl_perception.inference.export import export_checkpoint_onnx, sample_images
+from mtl_perception.inference.predictor import Predictor
+import numpy as np
+import pytest
+from test_export_onnx import make_checkpoint
+import torch
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec('tensorrt') is None:
+        return 'the tensorrt Python package is not installed (optional dependency)'
+    if not torch.cuda.is_available():
+        return 'no CUDA GPU is available (TensorRT needs one)'
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'fp16', 'int8'])
+def test_engine_matches_onnxruntime(tmp_path, precision):
+    from mtl_perception.inference.tensorrt_build import build_engine
+    from PIL import Image
+
+    checkpoint = make_checkpoint(tmp_path, 'multitask')
+    onnx_path = tmp_path / 'model.onnx'
+    export_checkpoint_onnx(checkpoint, onnx_path, dynamic_batch=True)
+    calibration = tmp_path / 'calibration'
+    calibration.mkdir()
+    for index, image in enumerate(sample_images(8, seed=3)):
+        Image.fromarray(image).save(calibration / f'{index}.png')
+    engine = tmp_path / 'model.engine'
+    info = build_engine(onnx_path, engine, precision=precision, max_batch=4,
+                        calibration_data=calibration if precision == 'int8' else None)
+    card = artifacts.read_export_card(engine, 'tensorrt')
+    assert card['export']['tensorrt'] == info and 'onnx' in card['export']
+    assert info['build']['device_name'] == torch.cuda.get_device_name(0)
+    if precision == 'int8':
+        assert (tmp_path / 'model.calibration.cache').is_file()
+    images = sample_images(5, seed=4)  # more than the largest batch: runs in chunks
+    with Predictor.from_checkpoint(onnx_path, backend='onnxruntime') as reference, \
+            Predictor.from_checkpoint(engine, backend='tensorrt', device='cuda') as tested:
+        for expected, got in zip(reference.predict_batch(images), tested.predict_batch(images)):
+            agreement = (expected.mask == got.mask).mean()
+            assert agreement >= (0.995 if precision == 'fp32' else 0.95), agreement
+            if precision == 'fp32' and len(expected.boxes) and len(got.boxes):
+                assert np.abs(expected.boxes[0] - got.boxes[0]).max() <= 1.0
+
+
+def test_engine_from_another_tensorrt_is_refused(tmp_path):
+    from mtl_perception.inference.backends import create_backend
+    from mtl_perception.inference.tensorrt_build import build_engine
+    import yaml
+
+    checkpoint = make_checkpoint(tmp_path, 'segmentation')
+    onnx_path = tmp_path / 'seg.onnx'
+    export_checkpoint_onnx(checkpoint, onnx_path)
+    engine = tmp_path / 'seg.engine'
+    build_engine(onnx_path, engine, precision='fp32')
+    card_path = artifacts.card_path(engine)
+    card = yaml.safe_load(card_path.read_text())
+    card['export']['tensorrt']['build']['tensorrt_version'] = '8.6.1'
+    card_path.write_text(yaml.safe_dump(card))
+    with pytest.raises(ValueError, match='rebuild it here with: mtl-perception export'):
+        create_backend('tensorrt', engine, device='cuda')
