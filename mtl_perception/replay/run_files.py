@@ -1,0 +1,257 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The files of a replay run, and reading them back for scoring (no rclpy).
+
+A run of configuration ``C`` ('multitask' or 'baseline') lives in ``OUT/C/``:
+
+* ``output_bag/``: rosbag2 of every message the nodes published (detections, masks,
+  label_info, /diagnostics), each with its receive time as the bag timestamp. A bag that
+  ``ros2 bag record`` wrote there (``launch/replay.launch.py``) reads the same way.
+* ``run.json``: what only the player knows (written by the runner; absent for outside
+  recordings): the input bag and topic, ``frames`` as ``[stamp_ns, publish_ns]`` pairs, the
+  stamps of the warm-up frames (left out of the scores), the output topics per task, and the
+  node processes' resource figures and memory samples.
+* ``logs/``: one log per node process.
+
+Without ``run.json`` the input publish times are unknown; when the recording holds the input
+image topic, its receive times stand in for them (latency then runs from the recorder seeing
+the input to the recorder seeing the outputs, i.e. it leaves out the input's transport time).
+"""
+
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+from typing import Optional
+
+from mtl_perception.replay.bag_io import open_bag
+from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, MASK_TOPIC
+from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
+from mtl_perception.replay.messages import detection_array_to_numpy, image_to_array
+from mtl_perception.replay.messages import stamp_to_ns
+from mtl_perception.replay.scoring import GroundTruth
+
+__all__ = ['CONFIG_TASKS', 'LABEL_INFO', 'OUTPUT_BAG', 'RUN_FILE', 'RecordedRun',
+           'bag_class_names', 'find_image_topic', 'find_output_topics', 'load_run',
+           'read_ground_truth', 'read_run_info', 'write_run_info']
+
+RUN_FILE = 'run.json'
+OUTPUT_BAG = 'output_bag'
+LOG_DIR = 'logs'
+LABEL_INFO = 'vision_msgs/msg/LabelInfo'
+DIAGNOSTICS = 'diagnostic_msgs/msg/DiagnosticArray'
+CONFIG_TASKS = {'multitask': ('detection', 'segmentation'),
+                'baseline': ('detection', 'segmentation')}
+# Output topic (relative to the nodes' namespace) and message type per task.
+TASK_TOPICS = {'detection': ('detections', DETECTION2D_ARRAY),
+               'segmentation': ('segmentation/mask', IMAGE)}
+# LabelInfo ids: segmentation class k is id k, detection class c is id 256 + c.
+_DETECTION_ID_OFFSET = 256
+
+
+def write_run_info(run_dir: Path, info: dict) -> Path:
+    """Write ``run.json`` into ``run_dir``; return its path."""
+    path = Path(run_dir) / RUN_FILE
+    path.write_text(json.dumps(info, indent=1) + '\n', encoding='utf-8')
+    return path
+
+
+def read_run_info(run_dir: Path) -> Optional[dict]:
+    """Return the parsed ``run.json`` of ``run_dir``, or None when there is none."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path} is not valid JSON: {error}') from error
+
+
+def find_output_topics(topics: dict) -> dict:
+    """
+    Return ``{task: topic}`` of the node outputs among a bag's ``{name: TopicInfo}``.
+
+    A task's topic ends with its relative name (``detections``, ``segmentation/mask``) and has
+    its type; ``/ground_truth/...`` topics are not outputs. Raises ValueError when a task has
+    several candidates (name them with run.json instead).
+    """
+    found = {}
+    for task, (suffix, msgtype) in TASK_TOPICS.items():
+        candidates = sorted(name for name, info in topics.items()
+                            if info.msgtype == msgtype and name.endswith('/' + suffix)
+                            and not name.startswith('/ground_truth/'))
+        if len(candidates) > 1:
+            raise ValueError(f'several {task} output topics in the recording: {candidates}')
+        if candidates:
+            found[task] = candidates[0]
+    return found
+
+
+def find_image_topic(topics: dict, exclude: tuple = ()) -> Optional[str]:
+    """
+    Return the one camera image topic among ``{name: TopicInfo}``, or None if there is none.
+
+    Candidates are Image / CompressedImage topics other than ground truth, ``exclude`` and the
+    nodes' own image outputs; several candidates raise ValueError naming them.
+    """
+    outputs = ('/segmentation/mask', '/segmentation/color', '/detections/overlay')
+    candidates = sorted(
+        name for name, info in topics.items()
+        if info.msgtype in (IMAGE, COMPRESSED_IMAGE) and name not in exclude
+        and not name.startswith('/ground_truth/') and not name.endswith(outputs))
+    if len(candidates) > 1:
+        raise ValueError(f'several image topics: {candidates}; choose one with --image-topic')
+    return candidates[0] if candidates else None
+
+
+def bag_class_names(bag_path: Path) -> dict:
+    """Return ``{'detection': [...], 'segmentation': [...]}`` a synthetic flight bag names."""
+    with open_bag(bag_path) as bag:
+        custom = bag.custom_data.get(CUSTOM_DATA_KEY)
+    if not custom:
+        return {}
+    try:
+        description = json.loads(custom)
+    except json.JSONDecodeError:
+        return {}
+    return {'detection': list(description.get('detection_classes', [])),
+            'segmentation': list(description.get('segmentation_classes', []))}
+
+
+def _label_info_names(messages: list) -> dict:
+    detection, segmentation = {}, {}
+    for msg in messages:
+        for vision_class in msg.class_map:
+            class_id, name = int(vision_class.class_id), str(vision_class.class_name)
+            if class_id >= _DETECTION_ID_OFFSET:
+                detection[class_id - _DETECTION_ID_OFFSET] = name
+            elif class_id != 255:
+                segmentation[class_id] = name
+    names = {}
+    for task, by_id in (('detection', detection), ('segmentation', segmentation)):
+        if by_id:
+            names[task] = [by_id.get(i, f'class_{i}') for i in range(max(by_id) + 1)]
+    return names
+
+
+@dataclass
+class RecordedRun:
+    """
+    A run read back from its directory.
+
+    ``frames``: ``(stamp_ns, publish_ns or None)`` in play order; ``receipts``: task ->
+    {stamp: first receive ns}; ``detections``: stamp -> (boxes [M, 4] px, names, scores);
+    ``masks``: stamp -> uint8 [H, W]; ``class_names`` from the nodes' label_info;
+    ``diagnostics``: node name -> its last /diagnostics values; ``publish_source``: 'player'
+    (run.json), 'recorded input' (receive times of the recorded image topic) or 'unknown'.
+    """
+
+    config: str
+    run_dir: Path
+    info: dict
+    frames: list
+    receipts: dict
+    detections: dict = field(default_factory=dict)
+    masks: dict = field(default_factory=dict)
+    class_names: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    publish_source: str = 'player'
+
+
+def load_run(run_dir: Path, config: str, image_topic: Optional[str] = None) -> RecordedRun:
+    """
+    Read the run in ``run_dir`` (its ``output_bag`` and, when present, ``run.json``).
+
+    Raises FileNotFoundError when there is no output bag, ValueError when its output topics
+    cannot be told apart.
+    """
+    run_dir = Path(run_dir)
+    bag_path = run_dir / OUTPUT_BAG
+    if not bag_path.exists():
+        raise FileNotFoundError(f'no output bag in {run_dir} (expected {bag_path})')
+    info = read_run_info(run_dir) or {}
+    with open_bag(bag_path) as bag:
+        topics = bag.topics()
+        outputs = info.get('outputs') or find_output_topics(topics)
+        if not outputs:
+            raise ValueError(f'{bag_path} holds no detections or segmentation/mask topic; '
+                             f'it has {sorted(topics)}')
+        input_topic = None
+        if not info.get('frames'):
+            input_topic = image_topic or info.get('image_topic') or find_image_topic(
+                topics, exclude=tuple(outputs.values()))
+            if input_topic is not None and input_topic not in topics:
+                input_topic = None
+        run = RecordedRun(config=config, run_dir=run_dir, info=info, frames=[],
+                          receipts={task: {} for task in outputs})
+        by_topic = {topic: task for task, topic in outputs.items()}
+        label_infos, inputs = [], []
+        warmups = {int(s) for s in info.get('warmup_stamps', ())}
+        wanted = [t for t in topics if t in by_topic or t == input_topic
+                  or topics[t].msgtype in (LABEL_INFO, DIAGNOSTICS)]
+        for topic, received, msg in bag.messages(wanted):
+            msgtype = topics[topic].msgtype
+            if msgtype == LABEL_INFO:
+                label_infos.append(msg)
+            elif msgtype == DIAGNOSTICS:
+                for status in msg.status:
+                    run.diagnostics[status.name] = {v.key: v.value for v in status.values}
+            elif topic == input_topic:
+                inputs.append((stamp_to_ns(msg.header.stamp), received))
+            else:
+                task, stamp = by_topic[topic], stamp_to_ns(msg.header.stamp)
+                if stamp in run.receipts[task] or stamp in warmups:
+                    continue
+                run.receipts[task][stamp] = received
+                if task == 'detection':
+                    run.detections[stamp] = detection_array_to_numpy(msg)
+                else:
+                    run.masks[stamp] = image_to_array(msg)
+    run.class_names = _label_info_names(label_infos)
+    if info.get('frames'):
+        run.frames = [(int(s), None if p is None else int(p)) for s, p in info['frames']]
+    elif inputs:
+        first = {}
+        for stamp, received in inputs:
+            if stamp not in warmups:
+                first.setdefault(stamp, received)
+        run.frames = sorted(first.items(), key=lambda item: item[1])
+        run.publish_source = 'recorded input'
+    else:
+        # Nothing tells what was played: take the stamps answered by any output.
+        stamps = sorted(set().union(*(set(r) for r in run.receipts.values())))
+        run.frames, run.publish_source = [(s, None) for s in stamps], 'unknown'
+    return run
+
+
+def read_ground_truth(bag_path: Path, stamps) -> GroundTruth:
+    """Return the bag's /ground_truth detections and masks at ``stamps`` (empty if none)."""
+    wanted_stamps = {int(s) for s in stamps}
+    truth = GroundTruth()
+    with open_bag(bag_path) as bag:
+        topics = bag.topics()
+        wanted = [t for t in (DETECTIONS_TOPIC, MASK_TOPIC) if t in topics]
+        if not wanted:
+            return truth
+        for topic, _, msg in bag.messages(wanted):
+            stamp = stamp_to_ns(msg.header.stamp)
+            if stamp not in wanted_stamps:
+                continue
+            if topic == DETECTIONS_TOPIC:
+                boxes, names, _ = detection_array_to_numpy(msg)
+                truth.detections[stamp] = (boxes, names)
+            else:
+                truth.masks[stamp] = image_to_array(msg)
+    return truth

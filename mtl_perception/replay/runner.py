@@ -1,0 +1,399 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Run one configuration on a bag: node processes, player, recorder, process monitor.
+
+Stages of :func:`run_config` (each logged): start the nodes through their console scripts
+(own process each, loopback-only DDS in a domain of their own); wait until every node has
+published its latched ``label_info`` (it does so once its model is loaded), matched the
+player's image publisher and shown its outputs to the recorder; send warm-up frames one at a
+time until each comes back (the first inference of a network is slow); flood the nodes with
+frames for a few seconds to measure their saturated frame rate (``capacity_fps``, which also
+calibrates ``rate='auto'``); play the bag; wait for the outputs of the last frame (a node
+always processes the newest frame, so when the last frame is answered nothing else is coming);
+stop the nodes with SIGINT (kill after a grace period); write ``output_bag`` and ``run.json``.
+Every wait has a deadline and fails naming what it waited for; nothing sleeps a fixed time.
+"""
+
+from dataclasses import dataclass, field
+import logging
+import os
+from pathlib import Path
+import shutil
+import statistics
+import threading
+import time
+from typing import Callable, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray
+from mtl_perception.replay.bag_io import open_bag
+from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
+from mtl_perception.replay.monitor import ProcessMonitor
+from mtl_perception.replay.node_processes import CONFIG_NODES, input_qos, NAMESPACES
+from mtl_perception.replay.node_processes import node_commands, NodeProcesses, ReplayError
+from mtl_perception.replay.node_processes import resolve_checkpoints
+from mtl_perception.replay.player import Player
+from mtl_perception.replay.recorder import Recorder
+from mtl_perception.replay.run_files import DIAGNOSTICS, LABEL_INFO, LOG_DIR, OUTPUT_BAG
+from mtl_perception.replay.run_files import RUN_FILE, TASK_TOPICS, write_run_info
+from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from tqdm import tqdm
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+__all__ = ['AUTO_UTILIZATION', 'CONFIG_NODES', 'NAMESPACES', 'ReplayError',
+           'ReplaySettings', 'RunOutcome', 'run_config']
+
+LOGGER = logging.getLogger(__name__)
+# rate='auto' plays at this fraction of the first configuration's saturated frame rate (the
+# multitask node's with --config both): it then has idle time on every frame, so a lost frame
+# means a real problem.
+AUTO_UTILIZATION = 0.7
+RESEND_S = 10.0
+# Warm-up stamps (0 s, k ns): k from 1 for the sequential warm-up, from here for the flood.
+CAPACITY_STAMPS = 1000
+CAPACITY_SECONDS = 3.0
+
+
+@dataclass
+class ReplaySettings:
+    """
+    What a replay needs besides the configuration.
+
+    ``rate``: playback speed over the bag's timing, or None for 'auto' (from the measured
+    saturated frame rate, see AUTO_UTILIZATION). ``max_seconds`` caps the frames played to
+    what fits that long at the chosen rate. ``capacity_seconds``: how long to flood the nodes
+    to measure their saturated frame rate (0: not measured; 'auto' then uses the warm-up
+    round trips). ``checkpoints``: 'multitask' / 'detection' / 'segmentation' -> checkpoint
+    path; missing keys use the demo models in models/.
+    """
+
+    bag: Path
+    out_dir: Path
+    image_topic: str
+    params_file: Path
+    checkpoints: dict = field(default_factory=dict)
+    rate: Optional[float] = 1.0
+    max_frames: Optional[int] = None
+    max_seconds: Optional[float] = None
+    domain_id: Optional[int] = None
+    warmup_frames: int = 4
+    capacity_seconds: float = CAPACITY_SECONDS
+    startup_timeout: float = 180.0
+    progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: its directory and the rate it played at."""
+
+    config: str
+    run_dir: Path
+    rate: float
+    playback_hz: float
+    warmup_ms: list
+    frames: int
+
+
+def bag_rate_hz(bag_path: Path, topic: str) -> float:
+    """Return the mean message rate of ``topic`` in the bag (frames per second)."""
+    with open_bag(bag_path) as bag:
+        times = [t for _, t, _ in bag.messages(topic, raw=True)]
+    if len(times) < 2 or times[-1] <= times[0]:
+        return 1.0
+    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        ours = {RUN_FILE, OUTPUT_BAG, LOG_DIR}
+        strangers = [p.name for p in run_dir.iterdir() if p.name not in ours]
+        if strangers:
+            raise FileExistsError(f'{run_dir} holds files that are not a replay run '
+                                  f'({strangers[:3]}); choose another --out')
+        shutil.rmtree(run_dir)
+    (run_dir / LOG_DIR).mkdir(parents=True)
+
+
+class _Timeout(ReplayError):
+    """A wait ran past its deadline."""
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str,
+          check: Callable[[], None]) -> float:
+    """Poll ``predicate`` until true; return the seconds it took; _Timeout past ``timeout``."""
+    start = time.monotonic()
+    while not predicate():
+        check()
+        if time.monotonic() - start > timeout:
+            raise _Timeout(f'timed out after {timeout:.0f} s waiting for {what}')
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def _publish_topic(topic: str, bag_path: Path) -> str:
+    with open_bag(bag_path) as bag:
+        info = bag.topics().get(topic)
+    if info is not None and info.msgtype == COMPRESSED_IMAGE and \
+            not topic.endswith('/compressed'):
+        # The nodes subscribe '<image>/compressed' (image_transport's naming).
+        return topic + '/compressed'
+    return topic
+
+
+def _spin(executor: SingleThreadedExecutor, stop: threading.Event) -> None:
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.05)
+
+
+class _Run:
+    """The ROS side of one run: node, player, recorder, node processes, monitor."""
+
+    def __init__(self, config: str, settings: ReplaySettings, domain_id: int,
+                 run_dir: Path) -> None:
+        self.config, self.settings, self.domain_id = config, settings, domain_id
+        self.specs = CONFIG_NODES[config]
+        self.checkpoints = resolve_checkpoints(config, settings.checkpoints)
+        self.run_dir = run_dir
+        self.namespace = NAMESPACES[config]
+        self.nodes: Optional[NodeProcesses] = None
+        self.monitor: Optional[ProcessMonitor] = None
+        self.warmup_stamps: list = []
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self._stop_spin = threading.Event()
+        self._spinner = self.node = None
+        try:
+            self._setup(settings)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, settings: ReplaySettings) -> None:
+        self.node = rclpy.create_node('mtl_replay', context=self.context)
+        self.qos = input_qos(settings.params_file, [s.executable for s in self.specs])
+        self.player = Player(self.node, settings.bag, settings.image_topic, qos=self.qos,
+                             rate=settings.rate or 1.0, max_frames=settings.max_frames,
+                             publish_topic=_publish_topic(settings.image_topic, settings.bag))
+        self.outputs = {task: f'{self.namespace}/{TASK_TOPICS[task][0]}' for task in TASK_TOPICS}
+        self.output_topics = list(self.outputs.values())
+        self.label_topic = f'{self.namespace}/label_info'
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=len(self.specs), reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
+        topics = {self.outputs[t]: (classes[TASK_TOPICS[t][1]], reliable, TASK_TOPICS[t][1])
+                  for t in TASK_TOPICS}
+        topics[self.label_topic] = (LabelInfo, latched, LABEL_INFO)
+        topics['/diagnostics'] = (DiagnosticArray, QoSProfile(depth=50), DIAGNOSTICS)
+        self.recorder = Recorder(self.node, topics)
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(self.node)
+        self._spinner = threading.Thread(target=_spin, args=(executor, self._stop_spin),
+                                         daemon=True)
+        self._spinner.start()
+
+    def commands(self) -> dict:
+        compressed = self.player.msgtype == COMPRESSED_IMAGE
+        remap = self.player.publish_topic[:-len('/compressed')] if compressed \
+            else self.player.publish_topic
+        return node_commands(self.config, params_file=self.settings.params_file,
+                             image_topic=remap, checkpoints=self.checkpoints,
+                             compressed=compressed)
+
+    def start(self, commands: dict) -> None:
+        env = localhost_ros_env(domain_id=self.domain_id)
+        self.nodes = NodeProcesses(commands, env, self.run_dir / LOG_DIR)
+        self.monitor = ProcessMonitor({n: p.pid for n, p in self.nodes.processes.items()})
+        self.monitor.start()
+        self.monitor.mark('start')
+        count = len(self.specs)
+        _wait(lambda: self.recorder.count(self.label_topic) >= count,
+              self.settings.startup_timeout,
+              f'label_info from {count} node(s) on {self.label_topic} (models loading)',
+              self.nodes.check_alive)
+        _wait(lambda: self.player.subscriber_count() >= count
+              and all(self.recorder.publisher_count(t) > 0 for t in self.output_topics),
+              60.0, f'the nodes to match {self.player.publish_topic} and {self.output_topics}',
+              self.nodes.check_alive)
+
+    def warm_up(self, index: int) -> float:
+        """Send warm-up frame ``index`` until its outputs are back; return the round trip ms."""
+        deadline = time.monotonic() + 180.0
+        while True:
+            sent = time.monotonic()
+            stamp = self.player.publish_warmup(index)
+            if stamp not in self.warmup_stamps:
+                self.warmup_stamps.append(stamp)
+            try:
+                _wait(lambda: self.recorder.complete(self.output_topics, stamp), RESEND_S,
+                      'warm-up outputs', self.nodes.check_alive)
+                return (time.monotonic() - sent) * 1000.0
+            except _Timeout:
+                # A best-effort frame can be lost right after discovery: send it again.
+                if time.monotonic() > deadline:
+                    raise ReplayError(f'no outputs for warm-up frame {index} within 180 s')
+
+    def measure_capacity(self, seconds: float, interval: float = 0.02) -> Optional[float]:
+        """
+        Flood the nodes with warm-up frames for ``seconds``; return their saturated frame rate.
+
+        Frames go out every ``interval`` s, faster than any node here answers, so each node
+        works back to back on the newest frame. The result is the slowest output topic's
+        answers per second (for the baseline: the pair's rate if its nodes were in step);
+        None when fewer than two answers came back.
+        """
+        stamps, start = [], time.monotonic()
+        while time.monotonic() - start < seconds:
+            stamp = self.player.publish_warmup(CAPACITY_STAMPS + len(stamps))
+            self.warmup_stamps.append(stamp)
+            stamps.append(stamp)
+            time.sleep(interval)
+        try:
+            _wait(lambda: self.recorder.complete(self.output_topics, stamps[-1]), 60.0,
+                  'the outputs of the last capacity frame', self.nodes.check_alive)
+        except _Timeout:
+            return None
+        rates = []
+        for topic in self.output_topics:
+            times = sorted(t for t in (self.recorder.received(topic, s) for s in stamps)
+                           if t is not None)
+            if len(times) < 2 or times[-1] <= times[0]:
+                return None
+            rates.append((len(times) - 1) / ((times[-1] - times[0]) / 1e9))
+        return min(rates)
+
+    def play(self, deadline: float) -> list:
+        self.monitor.mark('play_start')
+        with tqdm(total=self.player.frame_count, desc=f'{self.config} replay', unit='frame',
+                  disable=not self.settings.progress) as bar:
+            def progress(count: int) -> None:
+                answered = self.recorder.count(self.output_topics[-1])
+                bar.set_postfix_str(f'answered {answered}', refresh=False)
+                bar.update(1)
+            frames = self.player.play(on_frame=progress)
+        last = frames[-1][0]
+        try:
+            _wait(lambda: self.recorder.complete(self.output_topics, last), deadline,
+                  'the outputs of the last frame', self.nodes.check_alive)
+        except _Timeout as error:
+            LOGGER.warning('%s: %s; scoring what arrived', self.config, error)
+        self.monitor.mark('play_end')
+        # One more /diagnostics per node, so the recording ends with the final counters.
+        seen = self.recorder.count('/diagnostics')
+        try:
+            _wait(lambda: self.recorder.count('/diagnostics') >= seen + len(self.specs), 5.0,
+                  'final /diagnostics', self.nodes.check_alive)
+        except _Timeout:
+            pass
+        return frames
+
+    def stop_nodes(self) -> dict:
+        codes = {}
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.nodes is not None:
+            codes, self.nodes = self.nodes.stop(), None
+        return codes
+
+    def close(self) -> None:
+        self.stop_nodes()
+        self._stop_spin.set()
+        if self._spinner is not None:
+            self._spinner.join()
+        if self.node is not None:
+            self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) -> RunOutcome:
+    """
+    Run ``config`` ('multitask' or 'baseline') on the bag; write ``out_dir/config``.
+
+    Raises FileNotFoundError for a missing checkpoint or console script, ReplayError when a
+    node dies or does not get ready in time.
+    """
+    if config not in CONFIG_NODES:
+        raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIG_NODES)}')
+    resolve_checkpoints(config, settings.checkpoints)
+    run_dir = Path(settings.out_dir) / config
+    _prepare_run_dir(run_dir)
+    domain_id = settings.domain_id if settings.domain_id is not None else \
+        pick_domain_id(os.getpid() + domain_offset)
+    run = _Run(config, settings, domain_id, run_dir)
+    try:
+        commands = run.commands()
+        LOGGER.info('%s: starting %s (ROS domain %d)', config, ', '.join(commands), domain_id)
+        started = time.monotonic()
+        run.start(commands)
+        LOGGER.info('%s: nodes ready after %.1f s; %d warm-up frame(s)', config,
+                    time.monotonic() - started, settings.warmup_frames)
+        warmup_ms = [run.warm_up(k + 1) for k in range(settings.warmup_frames)]
+        LOGGER.info('%s: warm-up round trips %s ms', config,
+                    ', '.join(f'{t:.0f}' for t in warmup_ms))
+        capacity = run.measure_capacity(settings.capacity_seconds) \
+            if settings.capacity_seconds > 0 else None
+        LOGGER.info('%s: saturated capacity %s fps', config,
+                    'n/a' if capacity is None else f'{capacity:.2f}')
+        source_hz = bag_rate_hz(settings.bag, settings.image_topic)
+        rate = settings.rate
+        if rate is None:
+            # Without a flood, the sequential warm-ups (first one left out: it is slow) stand in.
+            steady = warmup_ms[1:] or warmup_ms or [1000.0]
+            fps = capacity if capacity is not None else 1000.0 / statistics.median(steady)
+            rate = AUTO_UTILIZATION * fps / source_hz
+        run.player.rate = rate
+        if settings.max_seconds is not None:
+            run.player.frame_count = min(run.player.frame_count,
+                                         max(1, int(settings.max_seconds * rate * source_hz)))
+        LOGGER.info('%s: playing %d frames of %s at %.2f Hz (rate %.3g x %.2f Hz)', config,
+                    run.player.frame_count, settings.image_topic, rate * source_hz, rate,
+                    source_hz)
+        frames = run.play(max(30.0, 20 * max(warmup_ms, default=1000.0) / 1000.0))
+        monitor = run.monitor
+        exit_codes = run.stop_nodes()
+        answered = sum(run.recorder.complete(run.output_topics, s) for s, _ in frames)
+        LOGGER.info('%s: %d frames played, %d answered; writing %s', config, len(frames),
+                    answered, run_dir / OUTPUT_BAG)
+        run.recorder.write_bag(run_dir / OUTPUT_BAG,
+                               custom_data={'mtl_perception.replay': config})
+        names = list(commands)
+        processes = {name: {
+            'pid': monitor.pids[name], 'command': commands[name],
+            'checkpoint': str(run.checkpoints[name]), 'exit_code': exit_codes.get(name),
+            'peak_rss_mb': monitor.peak_rss_mb([name]),
+            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', [name])}
+            for name in names}
+        write_run_info(run_dir, {
+            'format': 1, 'config': config, 'bag': str(Path(settings.bag).resolve()),
+            'image_topic': settings.image_topic, 'image_type': run.player.msgtype,
+            'publish_topic': run.player.publish_topic, 'namespace': run.namespace,
+            'outputs': run.outputs, 'domain_id': domain_id, 'rate': rate,
+            'source_hz': source_hz, 'playback_hz': rate * source_hz,
+            'qos': {'reliability': 'reliable' if run.qos.reliability ==
+                    ReliabilityPolicy.RELIABLE else 'best_effort', 'depth': run.qos.depth},
+            'warmup_ms': warmup_ms, 'warmup_stamps': run.warmup_stamps,
+            'capacity_fps': capacity,
+            'frames': [list(f) for f in frames],
+            'processes': processes, 'peak_rss_mb': monitor.peak_rss_mb(names),
+            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', names),
+            'marks_ns': {k: monitor.samples[i][0] for k, i in monitor.marks.items()},
+            'memory_mb': monitor.series()})
+        return RunOutcome(config, run_dir, rate, rate * source_hz, warmup_ms, len(frames))
+    finally:
+        run.close()

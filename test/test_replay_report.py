@@ -1,0 +1,177 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Scoring run directories written by hand: report.json shape and values, report.md, plots.
+
+A 4-frame input bag with ground truth, a multitask run that answers every frame exactly after
+20 / 30 ms, and a baseline run whose segmentation node misses one frame and answers 60 ms late
+with an all-'ground' mask; then the same for a recording made by ``ros2 bag record`` (no
+run.json: the recorded camera topic gives the publish times).
+"""
+
+import json
+
+from mtl_perception.cli.main import main as cli_main
+from mtl_perception.replay.bag_io import BagWriter
+from mtl_perception.replay.evaluation import score_directory
+from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, IMAGE_TOPIC
+from mtl_perception.replay.flight import MASK_TOPIC
+from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE, make_detection_array
+from mtl_perception.replay.messages import make_image
+from mtl_perception.replay.run_files import OUTPUT_BAG, write_run_info
+import numpy as np
+import pytest
+
+MS = 1_000_000
+START = 1_767_225_600 * 10**9
+STAMPS = [START + i * 100 * MS for i in range(4)]
+PUBLISHED = [2_000_000 * 10**9 + i * 100 * MS for i in range(4)]
+DETECTION_CLASSES = ['car', 'person']
+SEGMENTATION_CLASSES = ['ground', 'road']
+BOX = np.array([[1, 1, 5, 4]], np.float32)
+MASK = np.repeat(np.array([[0, 0, 0, 0, 1, 1, 1, 1]], np.uint8), 6, axis=0)
+RUN_KEYS = {'frames_in', 'frames_out', 'dropped', 'fps', 'latency_ms', 'peak_rss_mb',
+            'cpu_percent', 'map50', 'miou'}
+
+
+def _input_bag(path):
+    description = {'detection_classes': DETECTION_CLASSES,
+                   'segmentation_classes': SEGMENTATION_CLASSES}
+    with BagWriter(path, custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
+        for topic, msgtype in ((IMAGE_TOPIC, IMAGE), (DETECTIONS_TOPIC, DETECTION2D_ARRAY),
+                               (MASK_TOPIC, IMAGE)):
+            bag.add_topic(topic, msgtype)
+        for stamp in STAMPS:
+            bag.write(IMAGE_TOPIC, stamp, make_image(np.full((6, 8, 3), 90, np.uint8), stamp,
+                                                     'camera'))
+            bag.write(DETECTIONS_TOPIC, stamp, make_detection_array(BOX, ['car'], [1.0], stamp,
+                                                                    'camera'))
+            bag.write(MASK_TOPIC, stamp, make_image(MASK, stamp, 'camera'))
+    return path
+
+
+def _output_bag(path, namespace, delays_ms, mask, inputs=False):
+    """Write a recording; ``delays_ms``: task -> per frame delay after publish, None = lost."""
+    topics = {'detection': f'{namespace}/detections',
+              'segmentation': f'{namespace}/segmentation/mask'}
+    with BagWriter(path) as bag:
+        bag.add_topic(topics['detection'], DETECTION2D_ARRAY)
+        bag.add_topic(topics['segmentation'], IMAGE)
+        if inputs:
+            bag.add_topic(IMAGE_TOPIC, IMAGE)
+        messages = []
+        for i, (stamp, published) in enumerate(zip(STAMPS, PUBLISHED)):
+            if inputs:
+                messages.append((published, IMAGE_TOPIC,
+                                 make_image(np.zeros((6, 8, 3), np.uint8), stamp, 'camera')))
+            det, seg = delays_ms['detection'][i], delays_ms['segmentation'][i]
+            if det is not None:
+                messages.append((published + det * MS, topics['detection'], make_detection_array(
+                    BOX, ['car'], [0.9], stamp, 'camera')))
+            if seg is not None:
+                messages.append((published + seg * MS, topics['segmentation'],
+                                 make_image(mask, stamp, 'camera')))
+        for received, topic, msg in sorted(messages, key=lambda m: m[0]):
+            bag.write(topic, received, msg)
+    return topics
+
+
+def _run(out_dir, config, delays_ms, mask, peak_rss_mb, capacity_fps):
+    run_dir = out_dir / config
+    run_dir.mkdir(parents=True)
+    topics = _output_bag(run_dir / OUTPUT_BAG, f'/{config}', delays_ms, mask)
+    write_run_info(run_dir, {
+        'config': config, 'bag': str(out_dir.parent / 'input'), 'image_topic': IMAGE_TOPIC,
+        'outputs': topics, 'frames': [[s, p] for s, p in zip(STAMPS, PUBLISHED)],
+        'peak_rss_mb': peak_rss_mb, 'cpu_percent': 95.0, 'playback_hz': 10.0,
+        'capacity_fps': capacity_fps,
+        'marks_ns': {'play_start': PUBLISHED[0]},
+        'memory_mb': [[PUBLISHED[0] - 10**9, 10.0, {}], [PUBLISHED[0], peak_rss_mb, {}]]})
+
+
+@pytest.fixture()
+def replay_dir(tmp_path):
+    _input_bag(tmp_path / 'input')
+    out = tmp_path / 'out'
+    _run(out, 'multitask', {'detection': [20] * 4, 'segmentation': [30] * 4}, MASK, 500.0,
+         30.0)
+    _run(out, 'baseline', {'detection': [40] * 4, 'segmentation': [60, 60, None, 60]},
+         np.zeros_like(MASK), 1000.0, 12.0)
+    return out
+
+
+def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
+    report = score_directory(replay_dir)
+    on_disk = json.loads((replay_dir / 'report.json').read_text())
+    assert {'bag', 'frames', 'runs', 'ratios'} <= set(on_disk)
+    assert on_disk['bag'].endswith('input') and on_disk['frames'] == 4
+    assert set(on_disk['runs']) == {'multitask', 'baseline'}
+    for run in on_disk['runs'].values():
+        assert RUN_KEYS <= set(run)
+        assert set(run['latency_ms']) >= {'p50', 'p95', 'max'}
+    assert set(on_disk['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity'}
+    mt, base = report['runs']['multitask'], report['runs']['baseline']
+    assert (mt['frames_in'], mt['frames_out'], mt['dropped']) == (4, 4, 0)
+    assert (base['frames_in'], base['frames_out'], base['dropped']) == (4, 3, 1)
+    assert mt['latency_ms'] == pytest.approx({'p50': 30.0, 'p95': 30.0, 'max': 30.0})
+    assert base['latency_ms'] == pytest.approx({'p50': 60.0, 'p95': 60.0, 'max': 60.0})
+    assert mt['fps'] == pytest.approx(4 / 0.330)
+    assert base['fps'] == pytest.approx(3 / 0.360)
+    assert report['ratios'] == pytest.approx({'throughput': (4 / 0.330) / (3 / 0.360),
+                                              'memory': 2.0, 'latency_p50': 2.0,
+                                              'capacity': 2.5})
+    assert mt['map50'] == pytest.approx(1.0) and mt['miou'] == pytest.approx(1.0)
+    # All 'ground': ground IoU 24/48 (half the pixels), road IoU 0.
+    assert base['map50'] == pytest.approx(1.0) and base['miou'] == pytest.approx(0.25)
+    checks = {check['name']: check['passed'] for check in on_disk['targets']}
+    assert checks == {'throughput': False, 'memory': True, 'latency_tail': True,
+                      'no_frame_lost': True, 'accuracy': True}
+
+
+def test_report_markdown_and_plots_are_written(replay_dir):
+    score_directory(replay_dir)
+    markdown = (replay_dir / 'report.md').read_text()
+    assert '| throughput (fps) | 12.12 | 8.33 | 1.45x |' in markdown
+    assert '| peak RSS (MB) | 500 | 1000 | 2.00x |' in markdown
+    assert '| saturated (fps) | 30.00 | 12.00 | 2.50x |' in markdown
+    assert '| mIoU (%) | 100.0 | 25.0 |  |' in markdown
+    for name in ('latency_cdf', 'latency_over_time', 'throughput', 'memory', 'overlay_strip'):
+        png = replay_dir / f'{name}.png'
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', name
+        assert f'({name}.png)' in markdown
+
+
+def test_score_only_reads_a_ros2_bag_record_layout(tmp_path, capsys):
+    bag = _input_bag(tmp_path / 'input')
+    recorded = tmp_path / 'launch'
+    (recorded / 'multitask').mkdir(parents=True)
+    _output_bag(recorded / 'multitask' / OUTPUT_BAG, '/multitask',
+                {'detection': [25] * 4, 'segmentation': [35, 35, 35, None]}, MASK, inputs=True)
+    assert cli_main(['replay', '--score-only', str(recorded), '--bag', str(bag)]) == 0
+    printed = capsys.readouterr().out
+    assert 'frames out' in printed and 'report:' in printed
+    report = json.loads((recorded / 'report.json').read_text())
+    run = report['runs']['multitask']
+    assert run['publish_times'] == 'recorded input'
+    assert (run['frames_in'], run['frames_out'], run['dropped']) == (4, 3, 1)
+    assert run['latency_ms']['max'] == pytest.approx(35.0)
+    assert run['peak_rss_mb'] is None and run['map50'] == pytest.approx(1.0)
+    assert report['ratios'] == {'throughput': None, 'memory': None, 'latency_p50': None,
+                                'capacity': None}
+
+
+def test_score_only_names_a_directory_without_runs(tmp_path, capsys):
+    assert cli_main(['replay', '--score-only', str(tmp_path)]) == 2
+    assert 'no replay run in' in capsys.readouterr().err
