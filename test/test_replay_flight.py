@@ -28,7 +28,8 @@ import numpy as np
 import pytest
 
 SIZE = (160, 120)
-WORLD = (600, 480)
+# 600 x 480 world units at the flight's 2 px per unit (enough objects for 5 small frames).
+WORLD = (1200, 960)
 RATE = 8.0
 
 

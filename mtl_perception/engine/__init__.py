@@ -13,3 +13,13 @@
 # limitations under the License.
 
 """Training and evaluation loops."""
+
+from mtl_perception.engine.evaluation import evaluate_predictor, predictor_for_model
+from mtl_perception.engine.metric_log import MetricLogger
+from mtl_perception.engine.optim import build_optimizer, build_scheduler
+from mtl_perception.engine.state import load_training_state, save_training_state
+from mtl_perception.engine.trainer import seed_everything, Trainer
+
+__all__ = ['MetricLogger', 'Trainer', 'build_optimizer', 'build_scheduler',
+           'evaluate_predictor', 'load_training_state', 'predictor_for_model',
+           'save_training_state', 'seed_everything']

@@ -50,7 +50,11 @@ FRAME_ID = 'camera'
 START_NS = 1_767_225_600 * 1_000_000_000
 CUSTOM_DATA_KEY = 'mtl_perception.synthetic_flight'
 DEFAULT_WORLD_SIZE = (4000, 3000)
-ALTITUDE_RANGE = (0.75, 1.25)
+# The world is rendered at WORLD_PIXELS_PER_UNIT, so a view altitude scale a sees the ground
+# as SyntheticAerialDataset's altitude a / WORLD_PIXELS_PER_UNIT does (here 0.4-0.65, inside
+# its default range), with the world sampled near its own resolution (sharp, not upsampled).
+WORLD_PIXELS_PER_UNIT = 2.0
+ALTITUDE_RANGE = (0.8, 1.3)
 ALTITUDE_PERIOD_S = 45.0
 
 
@@ -127,9 +131,11 @@ def write_flight_bag(path: str | Path, frames: int = 300, rate: float = 10.0, se
     stamps = tuple(START_NS + round(i * 1e9 / rate) for i in range(frames))
     description = {'seed': int(seed), 'frames': int(frames), 'rate': float(rate),
                    'size': [width, height], 'world_size': [int(v) for v in world_size],
-                   'speed': float(speed), 'detection_classes': list(DETECTION_CLASSES),
+                   'speed': float(speed), 'pixels_per_unit': WORLD_PIXELS_PER_UNIT,
+                   'detection_classes': list(DETECTION_CLASSES),
                    'segmentation_classes': list(SEGMENTATION_CLASSES)}
-    world = render_world(int(seed), world_size=tuple(int(v) for v in world_size))
+    world = render_world(int(seed), world_size=tuple(int(v) for v in world_size),
+                         pixels_per_unit=WORLD_PIXELS_PER_UNIT)
     with BagWriter(path, storage, overwrite=overwrite,
                    custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
         bag.add_topic(IMAGE_TOPIC, IMAGE)
