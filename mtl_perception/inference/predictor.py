@@ -25,15 +25,16 @@ except within about one network-input pixel of a class boundary.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+import threading
 import time
 from typing import Sequence
 
 from mtl_perception.inference.backends import Backend, create_backend
 from mtl_perception.inference.preprocess import preprocess, validate_image
-from mtl_perception.modeling.postprocess import decode_detections
+from mtl_perception.modeling.postprocess import decode_image_detections
 import numpy as np
 from PIL import Image
-import torch
 
 
 @dataclass
@@ -105,7 +106,10 @@ class Predictor:
             if anchors is None or anchors.ndim != 2 or anchors.shape[1] != 4:
                 raise ValueError('a detection model needs anchors of shape [A, 4], got '
                                  f'{None if anchors is None else list(anchors.shape)}')
-            self._anchors = torch.from_numpy(anchors)
+            self._anchors = np.ascontiguousarray(anchors)
+        # Per-thread input buffers: a frame's input is built in place, and two threads
+        # predicting at once (e.g. one per camera) never write into each other's.
+        self._buffers = threading.local()
 
     @classmethod
     def from_checkpoint(cls, path, *, backend: str = 'torch', device: str = 'cpu',
@@ -159,13 +163,17 @@ class Predictor:
             return []
         for image in images:
             validate_image(image)
-        pre_ms, batch = [], []
-        for image in images:
+        batch = self._input_buffer(len(images))
+        pre_ms = []
+        for index, image in enumerate(images):
             start = time.perf_counter()
-            batch.append(preprocess(image, self.input_size, self._mean, self._std))
+            preprocess(image, self.input_size, self._mean, self._std,
+                       out=batch[index:index + 1])
             pre_ms.append(_ms_since(start))
         start = time.perf_counter()
-        outputs = backend.run(np.concatenate(batch) if len(batch) > 1 else batch[0])
+        # Backends run synchronously and return new arrays, so the buffer is free to be
+        # overwritten by the next call once run() has returned.
+        outputs = backend.run(batch)
         infer_ms = _ms_since(start) / len(images)
         predictions = []
         for index, image in enumerate(images):
@@ -178,34 +186,36 @@ class Predictor:
                          'postprocess': _ms_since(start)}))
         return predictions
 
+    def _input_buffer(self, batch_size: int) -> np.ndarray:
+        buffer = getattr(self._buffers, 'input', None)
+        if buffer is None or buffer.shape[0] != batch_size:
+            buffer = np.empty((batch_size, 3, self.input_size, self.input_size), np.float32)
+            self._buffers.input = buffer
+        return buffer
+
     def _detections(self, outputs: dict[str, np.ndarray], index: int,
                     image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if 'detection' not in self.tasks:
             return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                     np.zeros(0, np.int64))
-        loc = torch.from_numpy(outputs['loc'][index:index + 1])
-        scores = torch.from_numpy(outputs['scores'][index:index + 1])
-        found = decode_detections(loc, scores, self._anchors,
-                                  score_threshold=self.score_threshold,
-                                  nms_threshold=self.nms_threshold,
-                                  max_detections=self.max_detections)[0]
+        boxes, scores, labels = decode_image_detections(
+            outputs['loc'][index], outputs['scores'][index], self._anchors,
+            score_threshold=self.score_threshold, nms_threshold=self.nms_threshold,
+            max_detections=self.max_detections)
         height, width = image_hw
         # The network saw the whole image stretched to S x S, so normalised x scales by
         # the width and y by the height.
         scale = np.array([width, height, width, height], dtype=np.float32)
-        boxes = found['boxes'].numpy().astype(np.float32) * scale
-        return (boxes, found['scores'].numpy().astype(np.float32),
-                found['labels'].numpy().astype(np.int64))
+        return boxes * scale, scores, labels
 
     def _mask(self, outputs: dict[str, np.ndarray], index: int,
               image_hw: tuple[int, int]) -> np.ndarray | None:
         if 'segmentation' not in self.tasks:
             return None
-        mask = outputs['seg_logits'][index].argmax(axis=0).astype(np.uint8)
+        mask = argmax_uint8(outputs['seg_logits'][index])
         height, width = image_hw
         if mask.shape != (height, width):
-            # PIL samples pixel centres, so the nearest resize does not shift the mask.
-            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+            mask = resize_nearest(mask, height, width)
         return mask
 
     def close(self) -> None:
@@ -221,3 +231,52 @@ class Predictor:
     def __exit__(self, *exc_info) -> None:
         """Close the predictor."""
         self.close()
+
+
+def argmax_uint8(logits: np.ndarray) -> np.ndarray:
+    """
+    Return the per-pixel argmax of ``logits`` as uint8.
+
+    :param logits: ``[K, H, W]`` class scores, K <= 256.
+    :return: uint8 ``[H, W]``; ties go to the lowest class index, as ``np.argmax``.
+    """
+    if logits.ndim != 3 or not 1 <= logits.shape[0] <= 256:
+        raise ValueError(f'logits must have shape [K, H, W] with 1 <= K <= 256, '
+                         f'got {list(logits.shape)}')
+    # A running maximum over K contiguous planes is several times faster than
+    # np.argmax(axis=0), which walks the K values of each pixel with a stride.
+    best = logits[0].copy()
+    index = np.zeros(best.shape, np.uint8)
+    for k in range(1, logits.shape[0]):
+        better = logits[k] > best
+        np.copyto(index, np.uint8(k), where=better)
+        np.maximum(best, logits[k], out=best)
+    return index
+
+
+def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """
+    Resize a 2-D mask with nearest-neighbour sampling, identical to PIL's NEAREST.
+
+    :param mask: ``[h, w]`` array (any dtype).
+    :return: ``[height, width]`` array of the same dtype.
+    """
+    if mask.ndim != 2:
+        raise ValueError(f'mask must have shape [H, W], got {list(mask.shape)}')
+    rows = _nearest_index(mask.shape[0], height)
+    cols = _nearest_index(mask.shape[1], width)
+    return mask.take(cols, axis=1).take(rows, axis=0)
+
+
+@lru_cache(maxsize=64)
+def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
+    """
+    Source index of each output position along one axis, as PIL's NEAREST picks it.
+
+    :return: read-only intp ``[size_out]``; asking PIL with an index ramp keeps its
+        fixed-point rounding exactly.
+    """
+    ramp = Image.fromarray(np.arange(size_in, dtype=np.int32)[None, :])
+    index = np.asarray(ramp.resize((size_out, 1), Image.NEAREST))[0].astype(np.intp)
+    index.setflags(write=False)
+    return index
