@@ -58,7 +58,7 @@ def test_replay_both_configurations_through_node_processes(tmp_path, checkpoints
     out = tmp_path / 'replay'
     rc = cli_main(['replay', '--bag', str(bag), '--config', 'both', '--out', str(out),
                    '--rate', '0.5', '--warmup-frames', '2', '--capacity-seconds', '1',
-                   '--no-progress',
+                   '--no-progress', '--workers', '2', '--threads', '1',
                    *_checkpoint_args(checkpoints)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
@@ -78,6 +78,13 @@ def test_replay_both_configurations_through_node_processes(tmp_path, checkpoints
         assert run['miou'] is not None  # the flight has ground truth masks
         info = read_run_info(out / config)
         assert set(info['processes']) == nodes
+        # Every node of both configurations gets the same worker settings.
+        for process in info['processes'].values():
+            command = ' '.join(process['command'])
+            assert '-p inference_workers:=2 -p inference_threads:=1' in command, command
+        # Throughput is the saturated rate of the flood, the paced rate is kept beside it.
+        assert run['fps_source'] == 'saturated' and run['fps'] == info['capacity_fps'] > 0
+        assert run['paced_fps'] > 0 and info['capacity']['answered'] >= 2
         assert all(p['exit_code'] == 0 for p in info['processes'].values()), info['processes']
         assert [s for s, _ in info['frames']] == list(flight.stamps_ns)
         # Every output carries the stamp of a frame played (or of a warm-up frame), and the
@@ -89,8 +96,9 @@ def test_replay_both_configurations_through_node_processes(tmp_path, checkpoints
         assert (out / config / 'logs').is_dir()
     # The two nodes of the baseline are summed.
     assert report['runs']['baseline']['peak_rss_mb'] > report['runs']['multitask']['peak_rss_mb']
-    assert set(report['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity'}
-    assert report['ratios']['capacity'] > 0
+    assert set(report['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity',
+                                     'paced_throughput'}
+    assert report['ratios']['throughput'] == report['ratios']['capacity'] > 0
     for name in ('report.md', 'latency_cdf.png', 'throughput.png', 'memory.png',
                  'overlay_strip.png'):
         assert (out / name).is_file(), name

@@ -121,31 +121,36 @@ def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
     for run in on_disk['runs'].values():
         assert RUN_KEYS <= set(run)
         assert set(run['latency_ms']) >= {'p50', 'p95', 'max'}
-    assert set(on_disk['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity'}
+    assert set(on_disk['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity',
+                                      'paced_throughput'}
     mt, base = report['runs']['multitask'], report['runs']['baseline']
     assert (mt['frames_in'], mt['frames_out'], mt['dropped']) == (4, 4, 0)
     assert (base['frames_in'], base['frames_out'], base['dropped']) == (4, 3, 1)
     assert mt['latency_ms'] == pytest.approx({'p50': 30.0, 'p95': 30.0, 'max': 30.0})
     assert base['latency_ms'] == pytest.approx({'p50': 60.0, 'p95': 60.0, 'max': 60.0})
-    assert mt['fps'] == pytest.approx(4 / 0.330)
-    assert base['fps'] == pytest.approx(3 / 0.360)
-    assert report['ratios'] == pytest.approx({'throughput': (4 / 0.330) / (3 / 0.360),
-                                              'memory': 2.0, 'latency_p50': 2.0,
-                                              'capacity': 2.5})
+    # Throughput is the saturated rate; the paced playback's output rate is kept beside it.
+    assert (mt['fps'], base['fps']) == (30.0, 12.0)
+    assert mt['fps_source'] == base['fps_source'] == 'saturated'
+    assert mt['paced_fps'] == pytest.approx(4 / 0.330)
+    assert base['paced_fps'] == pytest.approx(3 / 0.360)
+    assert report['ratios'] == pytest.approx({'throughput': 2.5, 'memory': 2.0,
+                                              'latency_p50': 2.0, 'capacity': 2.5,
+                                              'paced_throughput': (4 / 0.330) / (3 / 0.360)})
     assert mt['map50'] == pytest.approx(1.0) and mt['miou'] == pytest.approx(1.0)
     # All 'ground': ground IoU 24/48 (half the pixels), road IoU 0.
     assert base['map50'] == pytest.approx(1.0) and base['miou'] == pytest.approx(0.25)
     checks = {check['name']: check['passed'] for check in on_disk['targets']}
-    assert checks == {'throughput': False, 'memory': True, 'latency_tail': True,
+    assert checks == {'throughput': True, 'memory': True, 'latency_tail': True,
                       'no_frame_lost': True, 'accuracy': True}
 
 
 def test_report_markdown_and_plots_are_written(replay_dir):
     score_directory(replay_dir)
     markdown = (replay_dir / 'report.md').read_text()
-    assert '| throughput (fps) | 12.12 | 8.33 | 1.45x |' in markdown
+    assert '| throughput (fps) | 30.00 | 12.00 | 2.50x |' in markdown
     assert '| peak RSS (MB) | 500 | 1000 | 2.00x |' in markdown
-    assert '| saturated (fps) | 30.00 | 12.00 | 2.50x |' in markdown
+    assert '| paced output (fps) | 12.12 | 8.33 | 1.45x |' in markdown
+    assert 'saturated throughput' in markdown
     assert '| mIoU (%) | 100.0 | 25.0 |  |' in markdown
     for name in ('latency_cdf', 'latency_over_time', 'throughput', 'memory', 'overlay_strip'):
         png = replay_dir / f'{name}.png'
@@ -168,8 +173,10 @@ def test_score_only_reads_a_ros2_bag_record_layout(tmp_path, capsys):
     assert (run['frames_in'], run['frames_out'], run['dropped']) == (4, 3, 1)
     assert run['latency_ms']['max'] == pytest.approx(35.0)
     assert run['peak_rss_mb'] is None and run['map50'] == pytest.approx(1.0)
+    # No flood in an outside recording: throughput falls back to the paced output rate.
+    assert run['fps_source'] == 'paced' and run['fps'] == run['paced_fps'] > 0
     assert report['ratios'] == {'throughput': None, 'memory': None, 'latency_p50': None,
-                                'capacity': None}
+                                'capacity': None, 'paced_throughput': None}
 
 
 def test_score_only_names_a_directory_without_runs(tmp_path, capsys):

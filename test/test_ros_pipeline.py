@@ -20,7 +20,8 @@ import threading
 from diagnostic_msgs.msg import DiagnosticStatus
 from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
-from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, RateWindow
+from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
+from mtl_perception.ros.pipeline import RateWindow
 import pytest
 
 
@@ -170,6 +171,7 @@ def test_parameter_defaults_validate():
     assert (settings.backend, settings.device, settings.qos_reliability) == \
         ('torch', 'cpu', 'best_effort')
     assert settings.qos_depth == 1 and settings.autostart is True
+    assert (settings.inference_workers, settings.inference_threads) == (1, 0)
     explicit = validate_settings(_values(checkpoint='/m/x.safetensors', device='cuda:1',
                                          half=True, backend='onnxruntime'), None)
     assert explicit.checkpoint == Path('/m/x.safetensors') and explicit.device == 'cuda:1'
@@ -185,6 +187,9 @@ def test_parameter_defaults_validate():
     ({'max_detections': 0}, 'max_detections=0'),
     ({'qos_depth': 0}, 'qos_depth=0'),
     ({'diagnostics_period': 0.0}, 'diagnostics_period'),
+    ({'inference_workers': 0}, r'inference_workers=0 is outside \[1, 8\]'),
+    ({'inference_workers': 9}, 'inference_workers=9'),
+    ({'inference_threads': -1}, 'inference_threads=-1'),
 ])
 def test_bad_parameters_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -209,3 +214,44 @@ def test_descriptors_carry_descriptions_and_ranges():
     assert by_name['max_detections'].integer_range[0].from_value == 1
     checkpoint = by_name['checkpoint']
     assert not checkpoint.integer_range and not checkpoint.floating_point_range
+
+
+def test_publish_order_follows_arrival_whoever_finishes_first():
+    mailbox, order = FrameMailbox(), PublishOrder()
+    taken = []
+    for frame in ('f0', 'f1', 'f2'):
+        mailbox.put(frame)
+        taken.append(order.take(mailbox, timeout=1.0))
+    assert [ticket for _, ticket in taken] == [0, 1, 2] and order.in_flight == 3
+    published = []
+
+    def finish(index: int) -> None:
+        frame, ticket = taken[index]
+        assert order.wait_turn(ticket, timeout=5.0)
+        published.append(frame)
+        order.done(ticket)
+
+    # The newest frame finishes first, the oldest last: they still publish oldest first.
+    late = [threading.Thread(target=finish, args=(index,)) for index in (2, 1)]
+    for thread in late:
+        thread.start()
+    assert not order.wait_turn(taken[1][1], timeout=0.05)
+    finish(0)
+    for thread in late:
+        thread.join(timeout=5.0)
+    assert published == ['f0', 'f1', 'f2'] and order.in_flight == 0
+
+
+def test_publish_order_lets_an_abandoned_frame_go():
+    mailbox, order = FrameMailbox(), PublishOrder()
+    mailbox.put('bad')
+    _, first = order.take(mailbox, timeout=1.0)
+    mailbox.put('good')
+    _, second = order.take(mailbox, timeout=1.0)
+    assert not order.wait_turn(second, timeout=0.05)
+    order.done(first)
+    order.done(first)
+    assert order.wait_turn(second, timeout=1.0)
+    assert order.take(mailbox, timeout=0.01) == (None, None)
+    mailbox.close()
+    assert order.take(mailbox) == (None, None)

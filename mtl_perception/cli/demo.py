@@ -16,22 +16,33 @@
 ``mtl-perception demo``: the multitask node against the two-node baseline on a synthetic flight.
 
 Stages: (1) a synthetic UAV flight bag with ground truth, made once and cached (reused while
-its recorded seed, frame count, rate and size match the request); (2) the multitask node and
-(3) the detection + segmentation baseline replay the same frames at the same rate, 70 % of
-the multitask node's measured saturated frame rate, so that it has idle time on every frame
-('auto'); (4) the scores, the side-by-side table and the report in ``--out`` (``runs/demo``).
-Playback is capped at ``--max-seconds`` per configuration so the demo stays within minutes on
-a small machine.
+its recorded seed, frame count, rate and size match the request); (2) the three demo models
+exported to ONNX once (cached beside the bag, keyed by the checkpoints' content), since the
+demo runs the CPU deployment path: ONNX Runtime; (3) the multitask node and (4) the detection
++ segmentation baseline, every node with the same settings (``--backend``, ``--workers``,
+``--threads``), first flooded with the bag's images to measure their saturated throughput,
+then replaying the same frames at the same paced rate, half the multitask node's saturated
+rate (``--utilization``), so that it has idle time on every frame ('auto'); (5) the scores, the
+side-by-side table and the report in ``--out`` (``runs/demo``). Playback is capped at
+``--max-seconds`` per configuration so the demo stays within minutes on a small machine.
+
+Throughput in the report is the saturated rate (what each configuration does flat out; at a
+rate that leaves a node idle its output rate is only the input rate); the paced run gives
+latency, frames lost, CPU and accuracy (see :mod:`mtl_perception.replay.report`). The
+defaults (ONNX Runtime, two inference workers of one thread each per node) were chosen by
+measurement on the 2-core machine the demo targets: one intra-op thread per run wastes no
+time on thread hand-offs, and two workers keep both cores busy.
 """
 
 import argparse
 import json
-import os
 from pathlib import Path
 import time
 
-from mtl_perception.cli.replay import _rate, apply_ros_environment, run_replay
+from mtl_perception.cli.replay import _rate, add_node_arguments, apply_ros_environment
+from mtl_perception.cli.replay import CAPACITY_SECONDS, node_parameters, run_replay
 from mtl_perception.replay.bag_io import BagError, open_bag
+from mtl_perception.replay.exports import default_cache, onnx_checkpoints
 from mtl_perception.replay.flight import CUSTOM_DATA_KEY, IMAGE_TOPIC, write_flight_bag
 from mtl_perception.replay.report import console_table
 from mtl_perception.resources import model_file
@@ -41,13 +52,22 @@ DEMO_MODELS = {'multitask': 'uav_synthetic_multitask', 'detection': 'uav_synthet
 DEFAULT_FRAMES = 300
 DEFAULT_RATE_HZ = 10.0
 DEFAULT_MAX_SECONDS = 90.0
-STAGES = 4
+DEFAULT_BACKEND = 'onnxruntime'
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 1
+# The paced rate as a fraction of the multitask node's saturated rate: enough idle time that
+# on a loaded 2-core machine a frame rarely waits for a busy core (tail latency, no loss).
+DEFAULT_UTILIZATION = 0.5
+STAGES = 5
+
+__all__ = ['add_arguments', 'default_cache', 'demo_checkpoints', 'flight_bag', 'main']
 
 
-def default_cache() -> Path:
-    """Return the bag cache directory: $XDG_CACHE_HOME/mtl_perception or ~/.cache/..."""
-    root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return Path(root) / 'mtl_perception'
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f'expected a fraction in (0, 1], got {text}')
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,12 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='flight seed (default 0)')
     parser.add_argument('--rate', type=_rate, default=None,
                         help="playback speed over the bag's 10 Hz, or 'auto' (default)")
+    parser.add_argument('--utilization', type=_fraction, default=DEFAULT_UTILIZATION,
+                        help="with the 'auto' rate, play at this fraction of the multitask "
+                        f"node's saturated rate (default {DEFAULT_UTILIZATION:g})")
     parser.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS,
                         help='longest playback per configuration (default '
                         f'{DEFAULT_MAX_SECONDS:g} s)')
     parser.add_argument('--cache', type=Path, default=None,
-                        help='where the flight bag is cached (default ~/.cache/mtl_perception)')
+                        help='where the flight bag and the ONNX exports are cached (default '
+                        '~/.cache/mtl_perception)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    add_node_arguments(parser, backend=DEFAULT_BACKEND, workers=DEFAULT_WORKERS,
+                       threads=DEFAULT_THREADS)
 
 
 def demo_checkpoints() -> dict:
@@ -114,20 +140,30 @@ def main(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     print(f'[1/{STAGES}] synthetic flight bag ({args.frames} frames, seed {args.seed})',
           flush=True)
-    bag = flight_bag(args.cache or default_cache(), args.frames, args.seed, progress)
-    print(f'[2-3/{STAGES}] replaying through the multitask node, then the baseline pair '
-          f'(each at most {args.max_seconds:g} s of playback)', flush=True)
+    cache = args.cache or default_cache()
+    bag = flight_bag(cache, args.frames, args.seed, progress)
+    parameters = node_parameters(args.backend, args.workers, args.threads)
+    if args.backend == 'onnxruntime':
+        print(f'[2/{STAGES}] ONNX exports of the demo models', flush=True)
+        checkpoints = onnx_checkpoints(checkpoints, args.export_cache or cache, progress)
+    else:
+        print(f'[2/{STAGES}] {args.backend} backend: no export needed', flush=True)
+    print(f'[3-4/{STAGES}] replaying through the multitask node, then the baseline pair, '
+          f'every node with {parameters} (each flooded {CAPACITY_SECONDS:g} s, then at most '
+          f'{args.max_seconds:g} s of paced playback)', flush=True)
     apply_ros_environment()
     from mtl_perception.replay.runner import ReplayError  # loads rclpy: after the environment
     try:
         report = run_replay(bag, args.out, ('multitask', 'baseline'), rate=args.rate,
                             image_topic=IMAGE_TOPIC, checkpoints=checkpoints,
                             max_seconds=args.max_seconds, progress=progress,
-                            extra={'demo': {'frames': args.frames, 'seed': args.seed}})
+                            parameters=parameters, utilization=args.utilization,
+                            extra={'demo': {'frames': args.frames, 'seed': args.seed,
+                                            'node_parameters': parameters}})
     except ReplayError as error:
         print(f'mtl-perception demo: failed: {error}', flush=True)
         return 1
-    print(f'[4/{STAGES}] report ({time.monotonic() - started:.0f} s in all)', flush=True)
+    print(f'[5/{STAGES}] report ({time.monotonic() - started:.0f} s in all)', flush=True)
     print(console_table(report))
     print(f'report: {Path(args.out) / "report.md"} (and report.json, plots)')
     return 0

@@ -19,12 +19,20 @@ Examples::
 
     mtl-perception replay --bag flight/ --config both --out runs/replay
     mtl-perception replay --bag flight/ --config multitask --rate auto --max-frames 100
+    mtl-perception replay --bag flight/ --backend onnxruntime --workers 2 --threads 1
     mtl-perception replay --score-only runs/launch --bag flight/   # ros2 bag record output
 
 Each configuration runs in ``OUT/<config>/`` (output bag, run.json, node logs); the report
 (report.json, report.md, PNG plots) goes to ``OUT``. ROS traffic stays on this machine
 (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_LOCALHOST_ONLY=1) in a ROS domain picked per
 run unless ROS_DOMAIN_ID or --domain-id names one.
+
+``--backend``, ``--workers`` and ``--threads`` become the same ``-p`` overrides on every node
+(backend, inference_workers, inference_threads), so both configurations run alike. With
+``--backend onnxruntime`` each checkpoint is exported to ONNX once and cached (see
+:mod:`mtl_perception.replay.exports`). Throughput in the report is the saturated rate, measured
+by flooding the nodes for ``--capacity-seconds`` before the paced playback (see
+:mod:`mtl_perception.replay.report`).
 """
 
 import argparse
@@ -35,6 +43,7 @@ from typing import Optional, Sequence
 
 from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.evaluation import score_directory
+from mtl_perception.replay.exports import onnx_checkpoints
 from mtl_perception.replay.report import console_table
 from mtl_perception.replay.run_files import find_image_topic
 from mtl_perception.resources import config_file
@@ -43,6 +52,8 @@ from mtl_perception.ros.environment import localhost_ros_env
 LOGGER = logging.getLogger(__name__)
 CONFIGS = {'multitask': ('multitask',), 'baseline': ('baseline',),
            'both': ('multitask', 'baseline')}
+BACKENDS = ('torch', 'onnxruntime')
+CAPACITY_SECONDS = 8.0
 
 
 def _rate(text: str):
@@ -62,6 +73,45 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text}')
     return value
+
+
+def _workers(text: str) -> int:
+    value = _positive_int(text)
+    if value > 8:
+        raise argparse.ArgumentTypeError(f'expected 1 to 8 workers, got {text}')
+    return value
+
+
+def _threads(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected threads >= 0 (0: backend default), got '
+                                         f'{text}')
+    return value
+
+
+def add_node_arguments(parser: argparse.ArgumentParser, *, backend: Optional[str] = None,
+                       workers: Optional[int] = None, threads: Optional[int] = None) -> None:
+    """Add --backend/--workers/--threads/--export-cache (defaults: None = the params file)."""
+    keep = 'the params file' if backend is None else None
+    parser.add_argument('--backend', choices=BACKENDS, default=backend,
+                        help='inference backend of every node; onnxruntime exports the '
+                        f'checkpoints once (cached) (default {keep or backend})')
+    parser.add_argument('--workers', type=_workers, default=workers,
+                        help='inference_workers of every node, 1 to 8 (default '
+                        f'{keep or workers})')
+    parser.add_argument('--threads', type=_threads, default=threads,
+                        help='inference_threads of every node, intra-op threads per worker, '
+                        f'0 = backend default (default {keep or threads})')
+    parser.add_argument('--export-cache', type=Path, default=None,
+                        help='where ONNX exports are cached (default ~/.cache/mtl_perception)')
+
+
+def node_parameters(backend: Optional[str], workers: Optional[int],
+                    threads: Optional[int]) -> dict:
+    """Return the ``-p`` overrides every node gets (only the options that were given)."""
+    values = {'backend': backend, 'inference_workers': workers, 'inference_threads': threads}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,9 +140,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='play at most this long (frames = seconds x playback rate)')
     parser.add_argument('--warmup-frames', type=_positive_int, default=4,
                         help='frames sent one at a time before playing (default 4)')
-    parser.add_argument('--capacity-seconds', type=float, default=3.0,
+    parser.add_argument('--capacity-seconds', type=float, default=CAPACITY_SECONDS,
                         help='flood the nodes this long before playing to measure their '
-                        'saturated frame rate (default 3; 0 skips it)')
+                        'saturated frame rate, the throughput of the report (default '
+                        f'{CAPACITY_SECONDS:g}; 0 skips it, throughput is then the paced '
+                        'output rate)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS domain of the runs (default: ROS_DOMAIN_ID if set, else one '
                         'picked per run)')
@@ -100,6 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='only score the runs recorded in DIR (e.g. by ros2 bag record '
                         'through launch/replay.launch.py); --bag adds ground truth')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    add_node_arguments(parser)
 
 
 def apply_ros_environment(domain_id: Optional[int] = None) -> Optional[int]:
@@ -119,9 +172,17 @@ def run_replay(bag: Path, out_dir: Path, configs: Sequence[str], *, rate=1.0,
                image_topic: Optional[str] = None, params_file: Optional[Path] = None,
                checkpoints: Optional[dict] = None, max_frames: Optional[int] = None,
                max_seconds: Optional[float] = None, warmup_frames: int = 4,
-               capacity_seconds: float = 3.0, domain_id: Optional[int] = None,
-               progress: bool = True, extra: Optional[dict] = None) -> dict:
-    """Run ``configs`` one after the other on ``bag``, score them and write the report."""
+               capacity_seconds: float = CAPACITY_SECONDS, domain_id: Optional[int] = None,
+               progress: bool = True, extra: Optional[dict] = None,
+               parameters: Optional[dict] = None,
+               utilization: Optional[float] = None) -> dict:
+    """
+    Run ``configs`` one after the other on ``bag``, score them and write the report.
+
+    ``parameters``: ``-p`` overrides for every node (see ``node_parameters``); the
+    ``checkpoints`` must suit its backend (ONNX exports for onnxruntime); ``utilization``:
+    the fraction of the first configuration's saturated rate that ``rate=None`` plays at.
+    """
     domain_id = apply_ros_environment(domain_id)
     # rclpy loads only now, after the environment is loopback-only.
     from mtl_perception.replay.runner import ReplaySettings, run_config
@@ -135,9 +196,12 @@ def run_replay(bag: Path, out_dir: Path, configs: Sequence[str], *, rate=1.0,
     settings = ReplaySettings(
         bag=bag, out_dir=Path(out_dir), image_topic=topic,
         params_file=Path(params_file or config_file('mtl_perception.yaml')),
-        checkpoints={k: v for k, v in (checkpoints or {}).items() if v}, rate=rate,
+        checkpoints={k: v for k, v in (checkpoints or {}).items() if v},
+        node_parameters=dict(parameters or {}), rate=rate,
         max_frames=max_frames, max_seconds=max_seconds, domain_id=domain_id,
         warmup_frames=warmup_frames, capacity_seconds=capacity_seconds, progress=progress)
+    if utilization is not None:
+        settings.utilization = utilization
     for index, config in enumerate(configs):
         print(f'[{config}] replaying {bag} ({topic})', flush=True)
         outcome = run_config(config, settings, domain_offset=index)
@@ -148,6 +212,17 @@ def run_replay(bag: Path, out_dir: Path, configs: Sequence[str], *, rate=1.0,
     # Only what ran now: an older run of the other configuration in OUT is not compared.
     only = configs[0] if len(configs) == 1 else None
     return score_directory(out_dir, bag=bag, image_topic=topic, config=only, extra=extra)
+
+
+def _replayed_checkpoints(config: str, given: dict) -> dict:
+    """Return {key: checkpoint} of every node ``config`` runs (the demo models by default)."""
+    from mtl_perception.replay.node_processes import CONFIG_NODES, resolve_checkpoints
+    keys = {spec.executable: spec.checkpoint_key for name in CONFIGS[config]
+            for spec in CONFIG_NODES[name]}
+    resolved = {}
+    for name in CONFIGS[config]:
+        resolved.update(resolve_checkpoints(name, given))
+    return {keys[executable]: path for executable, path in resolved.items()}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -165,6 +240,9 @@ def main(args: argparse.Namespace) -> int:
         checkpoints = {'multitask': args.checkpoint_multitask,
                        'detection': args.checkpoint_detection,
                        'segmentation': args.checkpoint_segmentation}
+        if args.backend == 'onnxruntime':
+            checkpoints = onnx_checkpoints(_replayed_checkpoints(args.config, checkpoints),
+                                           args.export_cache, not args.no_progress)
         try:
             report = run_replay(
                 args.bag, args.out, CONFIGS[args.config], rate=args.rate,
@@ -172,7 +250,8 @@ def main(args: argparse.Namespace) -> int:
                 checkpoints=checkpoints, max_frames=args.max_frames,
                 max_seconds=args.max_seconds, warmup_frames=args.warmup_frames,
                 capacity_seconds=args.capacity_seconds, domain_id=domain_id,
-                progress=not args.no_progress)
+                progress=not args.no_progress,
+                parameters=node_parameters(args.backend, args.workers, args.threads))
         except ReplayError as error:
             print(f'mtl-perception replay: failed: {error}', flush=True)
             return 1

@@ -74,6 +74,14 @@ def score_run(run, bag: Optional[Path]) -> tuple:
     timing = score_timing(run.frames, receipts)
     result = timing.as_dict()
     info = run.info
+    # Throughput is the saturated rate: at the paced rate an idle node's fps is the input rate.
+    capacity = info.get('capacity_fps')
+    flood = info.get('capacity') or {}
+    result.update({'paced_fps': result['fps'],
+                   'fps': capacity if capacity is not None else result['fps'],
+                   'fps_source': 'saturated' if capacity is not None else 'paced',
+                   'capacity_complete_fps': flood.get('complete_fps'),
+                   'node_parameters': info.get('node_parameters')})
     result.update({'peak_rss_mb': info.get('peak_rss_mb'), 'cpu_percent': info.get('cpu_percent'),
                    'map50': None, 'miou': None, 'publish_times': run.publish_source,
                    'playback_hz': info.get('playback_hz'),

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from typing import Optional
 
 from mtl_perception.resources import model_file
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -106,20 +107,28 @@ def input_qos(params_file: Path, node_names) -> QoSProfile:
                       else ReliabilityPolicy.BEST_EFFORT)
 
 
+def _parameter_text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def node_commands(config: str, *, params_file: Path, image_topic: str, checkpoints: dict,
-                  compressed: bool) -> dict:
+                  compressed: bool, parameters: Optional[dict] = None) -> dict:
     """
     Return {node executable: command line} of ``config``.
 
     ``image_topic``: what ``image`` is remapped to (the nodes add ``/compressed`` themselves
-    when ``compressed``); ``checkpoints``: {executable: path}. ``autostart`` is forced on:
-    the runner waits for the nodes to activate themselves.
+    when ``compressed``); ``checkpoints``: {executable: path}; ``parameters``: more ``-p``
+    overrides, the same for every node. ``autostart`` is forced on: the runner waits for the
+    nodes to activate themselves.
     """
+    overrides = []
+    for name, value in (parameters or {}).items():
+        overrides += ['-p', f'{name}:={_parameter_text(value)}']
     return {spec.executable: [
         find_script(spec.executable), '--ros-args', '--params-file', str(params_file),
         '-r', f'__ns:={NAMESPACES[config]}', '-r', f'image:={image_topic}',
         '-p', f'checkpoint:={checkpoints[spec.executable]}', '-p', 'autostart:=true',
-        '-p', f'use_compressed:={str(compressed).lower()}']
+        '-p', f'use_compressed:={str(compressed).lower()}'] + overrides
         for spec in CONFIG_NODES[config]}
 
 

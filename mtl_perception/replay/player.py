@@ -40,6 +40,9 @@ LOGGER = logging.getLogger(__name__)
 MESSAGE_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage}
 # Warm-up frames carry stamps (0 s, k ns): no bag frame has them, so the scorer ignores them.
 WARMUP_SEC = 0
+# Warm-up and capacity frames cycle through the bag's first images (content changes the cost:
+# more objects, more boxes to decode and suppress).
+WARMUP_IMAGES = 32
 
 
 class Player:
@@ -73,11 +76,12 @@ class Player:
                 raise ValueError(f'topic {topic} of bag {bag_path} holds {info.msgtype}; the '
                                  f'player plays {sorted(MESSAGE_CLASSES)}')
             self.msgtype, self.available = info.msgtype, info.count
-            self._first = None
+            self._firsts = []
             for _, _, data in bag.messages(topic, raw=True):
-                self._first = data
-                break
-        if self._first is None:
+                self._firsts.append(data)
+                if len(self._firsts) >= WARMUP_IMAGES:
+                    break
+        if not self._firsts:
             raise ValueError(f'topic {topic} of bag {bag_path} holds no messages')
         self.frame_count = self.available if max_frames is None else min(max_frames,
                                                                          self.available)
@@ -85,17 +89,23 @@ class Player:
         self._publisher = node.create_publisher(MESSAGE_CLASSES[self.msgtype],
                                                 self.publish_topic, qos)
         self.published: list = []
-        self._warmup_msg = None
+        self._warmup_msgs: dict = {}
 
     def subscriber_count(self) -> int:
         """Return how many subscriptions match the publisher."""
         return self._publisher.get_subscription_count()
 
-    def publish_warmup(self, index: int) -> int:
-        """Publish the bag's first image with the warm-up stamp (0 s, ``index`` ns); return it."""
-        if self._warmup_msg is None:
-            self._warmup_msg = deserialize_message(self._first, MESSAGE_CLASSES[self.msgtype])
-        msg = self._warmup_msg
+    def publish_warmup(self, index: int, image: int = 0) -> int:
+        """
+        Publish a bag image with the warm-up stamp (0 s, ``index`` ns); return the stamp.
+
+        ``image`` picks one of the bag's first WARMUP_IMAGES images (modulo their count).
+        """
+        image = image % len(self._firsts)
+        if image not in self._warmup_msgs:
+            self._warmup_msgs[image] = deserialize_message(self._firsts[image],
+                                                           MESSAGE_CLASSES[self.msgtype])
+        msg = self._warmup_msgs[image]
         msg.header.stamp.sec, msg.header.stamp.nanosec = WARMUP_SEC, int(index)
         self._publisher.publish(msg)
         return WARMUP_SEC * 1_000_000_000 + int(index)

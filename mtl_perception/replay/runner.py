@@ -20,9 +20,11 @@ Stages of :func:`run_config` (each logged): start the nodes through their consol
 published its latched ``label_info`` (it does so once its model is loaded), matched the
 player's image publisher and shown its outputs to the recorder; send warm-up frames one at a
 time until each comes back (the first inference of a network is slow); flood the nodes with
-frames for a few seconds to measure their saturated frame rate (``capacity_fps``, which also
-calibrates ``rate='auto'``); play the bag; wait for the outputs of the last frame (a node
-always processes the newest frame, so when the last frame is answered nothing else is coming);
+the bag's images for several seconds, faster than they can answer, to measure their saturated
+frame rate (``capacity_fps``: the report's throughput; it also calibrates ``rate='auto'``);
+play the bag at its paced rate (latency, frames lost, CPU, accuracy); wait for the outputs of
+the last frame (a node always processes the newest frame, so when the last frame is answered
+nothing else is coming);
 stop the nodes with SIGINT (kill after a grace period); write ``output_bag`` and ``run.json``.
 Every wait has a deadline and fails naming what it waited for; nothing sleeps a fixed time.
 """
@@ -67,7 +69,11 @@ AUTO_UTILIZATION = 0.7
 RESEND_S = 10.0
 # Warm-up stamps (0 s, k ns): k from 1 for the sequential warm-up, from here for the flood.
 CAPACITY_STAMPS = 1000
-CAPACITY_SECONDS = 3.0
+# Long enough for a stable rate (hundreds of answers at tens of fps, a few at ~1 fps).
+CAPACITY_SECONDS = 8.0
+# Flood period: faster than any CPU configuration here answers, without burying the nodes
+# in subscription callbacks for frames they will drop anyway.
+CAPACITY_INTERVAL_S = 0.01
 
 
 @dataclass
@@ -77,10 +83,13 @@ class ReplaySettings:
 
     ``rate``: playback speed over the bag's timing, or None for 'auto' (from the measured
     saturated frame rate, see AUTO_UTILIZATION). ``max_seconds`` caps the frames played to
-    what fits that long at the chosen rate. ``capacity_seconds``: how long to flood the nodes
+    what fits that long at the chosen rate; ``utilization`` is the fraction of the saturated
+    rate that 'auto' plays at. ``capacity_seconds``: how long to flood the nodes
     to measure their saturated frame rate (0: not measured; 'auto' then uses the warm-up
     round trips). ``checkpoints``: 'multitask' / 'detection' / 'segmentation' -> checkpoint
-    path; missing keys use the demo models in models/.
+    path (or ONNX export with backend onnxruntime); missing keys use the demo models in models/.
+    ``node_parameters``: parameter overrides (``-p name:=value``) given to every node alike,
+    e.g. backend, inference_workers, inference_threads, so the comparison stays fair.
     """
 
     bag: Path
@@ -88,12 +97,14 @@ class ReplaySettings:
     image_topic: str
     params_file: Path
     checkpoints: dict = field(default_factory=dict)
+    node_parameters: dict = field(default_factory=dict)
     rate: Optional[float] = 1.0
     max_frames: Optional[int] = None
     max_seconds: Optional[float] = None
     domain_id: Optional[int] = None
     warmup_frames: int = 4
     capacity_seconds: float = CAPACITY_SECONDS
+    utilization: float = AUTO_UTILIZATION
     startup_timeout: float = 180.0
     progress: bool = True
 
@@ -214,7 +225,7 @@ class _Run:
             else self.player.publish_topic
         return node_commands(self.config, params_file=self.settings.params_file,
                              image_topic=remap, checkpoints=self.checkpoints,
-                             compressed=compressed)
+                             compressed=compressed, parameters=self.settings.node_parameters)
 
     def start(self, commands: dict) -> None:
         env = localhost_ros_env(domain_id=self.domain_id)
@@ -249,34 +260,44 @@ class _Run:
                 if time.monotonic() > deadline:
                     raise ReplayError(f'no outputs for warm-up frame {index} within 180 s')
 
-    def measure_capacity(self, seconds: float, interval: float = 0.02) -> Optional[float]:
+    def measure_capacity(self, seconds: float,
+                         interval: float = CAPACITY_INTERVAL_S) -> Optional[dict]:
         """
-        Flood the nodes with warm-up frames for ``seconds``; return their saturated frame rate.
+        Flood the nodes with the bag's images for ``seconds``; return their saturated rates.
 
-        Frames go out every ``interval`` s, faster than any node here answers, so each node
-        works back to back on the newest frame. The result is the slowest output topic's
-        answers per second (for the baseline: the pair's rate if its nodes were in step);
+        Frames (the bag's first images in turn, with warm-up stamps) go out every ``interval``
+        s, faster than any node here answers, so each node works back to back on the newest
+        frame. Returns ``{'fps': the slowest output topic's answers per second (for the
+        baseline: the pair's rate as if its nodes worked in step, the figure most favourable
+        to it), 'complete_fps': frames that got every output per second, 'sent', 'answered'}``;
         None when fewer than two answers came back.
         """
         stamps, start = [], time.monotonic()
         while time.monotonic() - start < seconds:
-            stamp = self.player.publish_warmup(CAPACITY_STAMPS + len(stamps))
+            stamp = self.player.publish_warmup(CAPACITY_STAMPS + len(stamps), len(stamps))
             self.warmup_stamps.append(stamp)
             stamps.append(stamp)
-            time.sleep(interval)
+            # Sleep to the next slot (not a fixed pause): publishing itself takes time.
+            time.sleep(max(0.0, start + len(stamps) * interval - time.monotonic()))
         try:
             _wait(lambda: self.recorder.complete(self.output_topics, stamps[-1]), 60.0,
                   'the outputs of the last capacity frame', self.nodes.check_alive)
         except _Timeout:
             return None
-        rates = []
+        rates, complete = [], None
         for topic in self.output_topics:
-            times = sorted(t for t in (self.recorder.received(topic, s) for s in stamps)
-                           if t is not None)
+            received = {s: self.recorder.received(topic, s) for s in stamps}
+            received = {s: t for s, t in received.items() if t is not None}
+            complete = set(received) if complete is None else complete & set(received)
+            times = sorted(received.values())
             if len(times) < 2 or times[-1] <= times[0]:
                 return None
             rates.append((len(times) - 1) / ((times[-1] - times[0]) / 1e9))
-        return min(rates)
+        ends = sorted(max(self.recorder.received(t, s) for t in self.output_topics)
+                      for s in complete)
+        span = (ends[-1] - ends[0]) / 1e9 if len(ends) > 1 else 0.0
+        return {'fps': min(rates), 'complete_fps': (len(ends) - 1) / span if span > 0 else 0.0,
+                'sent': len(stamps), 'answered': len(complete), 'seconds': seconds}
 
     def play(self, deadline: float) -> list:
         self.monitor.mark('play_start')
@@ -346,8 +367,9 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) ->
         warmup_ms = [run.warm_up(k + 1) for k in range(settings.warmup_frames)]
         LOGGER.info('%s: warm-up round trips %s ms', config,
                     ', '.join(f'{t:.0f}' for t in warmup_ms))
-        capacity = run.measure_capacity(settings.capacity_seconds) \
+        flood = run.measure_capacity(settings.capacity_seconds) \
             if settings.capacity_seconds > 0 else None
+        capacity = flood['fps'] if flood else None
         LOGGER.info('%s: saturated capacity %s fps', config,
                     'n/a' if capacity is None else f'{capacity:.2f}')
         source_hz = bag_rate_hz(settings.bag, settings.image_topic)
@@ -356,7 +378,7 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) ->
             # Without a flood, the sequential warm-ups (first one left out: it is slow) stand in.
             steady = warmup_ms[1:] or warmup_ms or [1000.0]
             fps = capacity if capacity is not None else 1000.0 / statistics.median(steady)
-            rate = AUTO_UTILIZATION * fps / source_hz
+            rate = settings.utilization * fps / source_hz
         run.player.rate = rate
         if settings.max_seconds is not None:
             run.player.frame_count = min(run.player.frame_count,
@@ -388,7 +410,8 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) ->
             'qos': {'reliability': 'reliable' if run.qos.reliability ==
                     ReliabilityPolicy.RELIABLE else 'best_effort', 'depth': run.qos.depth},
             'warmup_ms': warmup_ms, 'warmup_stamps': run.warmup_stamps,
-            'capacity_fps': capacity,
+            'capacity_fps': capacity, 'capacity': flood,
+            'node_parameters': dict(settings.node_parameters),
             'frames': [list(f) for f in frames],
             'processes': processes, 'peak_rss_mb': monitor.peak_rss_mb(names),
             'cpu_percent': monitor.cpu_percent('play_start', 'play_end', names),

@@ -18,8 +18,9 @@ The perception lifecycle node: camera images in, detections and segmentation mas
 One node class serves the multitask node and the single-task baseline (detection_node,
 segmentation_node); only its task list and default checkpoint differ. The node wires ROS to
 the ROS-free pieces: conversions (messages <-> arrays), pipeline (latest-frame mailbox,
-counters) and the Predictor. Inference runs on a worker thread that always takes the newest
-frame, so a frame arriving while the network is busy replaces the waiting one.
+counters) and the Predictor. Inference runs on ``inference_workers`` threads (one Predictor
+each) that always take the newest frame, so a frame arriving while every worker is busy
+replaces the waiting one; results are published in the order the frames arrived.
 
 Topics (relative, remapped in launch): subscribes ``image`` (and ``image/compressed`` with
 use_compressed); publishes ``detections``, ``detections/overlay``, ``segmentation/mask``,
@@ -31,7 +32,7 @@ from pathlib import Path
 import sys
 import threading
 import time
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mtl_perception.inference.predictor import Predictor
@@ -39,7 +40,7 @@ from mtl_perception.resources import model_file
 from mtl_perception.ros import conversions
 from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
-from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats
+from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
 import numpy as np
 import rclpy
@@ -75,6 +76,30 @@ def _demo_checkpoint(name: str) -> Optional[Path]:
         return None
 
 
+def _load_predictors(settings: NodeSettings) -> list:
+    """Load one Predictor per inference worker (closing those loaded if one fails)."""
+    options = {}
+    if settings.inference_threads and settings.backend == 'onnxruntime':
+        options['threads'] = settings.inference_threads
+    elif settings.inference_threads and settings.backend == 'torch':
+        import torch
+        # Per process, not per worker: every worker's ops use this many threads.
+        torch.set_num_threads(settings.inference_threads)
+    predictors = []
+    try:
+        for _ in range(settings.inference_workers):
+            predictors.append(Predictor.from_checkpoint(
+                settings.checkpoint, backend=settings.backend, device=settings.device,
+                half=settings.half, score_threshold=settings.score_threshold,
+                nms_threshold=settings.nms_threshold, max_detections=settings.max_detections,
+                **options))
+    except BaseException:
+        for predictor in predictors:
+            predictor.close()
+        raise
+    return predictors
+
+
 class PerceptionNode(LifecycleNode):
     """Lifecycle node running one Predictor for ``tasks`` on an image stream."""
 
@@ -90,9 +115,9 @@ class PerceptionNode(LifecycleNode):
         self.settings: Optional[NodeSettings] = None
         self.stats = PipelineStats()
         self._throttle = LogThrottle()
-        self._predictor: Optional[Predictor] = None
+        self._predictors: list = []
         self._mailbox: Optional[FrameMailbox] = None
-        self._worker: Optional[threading.Thread] = None
+        self._workers: list = []
         self._active = False
         self._publishers_by_topic: dict = {}
         self._subscriptions_made: list = []
@@ -156,18 +181,17 @@ class PerceptionNode(LifecycleNode):
         """Load the model and start the inference worker; FAILURE if the model cannot load."""
         settings = self.settings
         try:
-            predictor = Predictor.from_checkpoint(
-                settings.checkpoint, backend=settings.backend, device=settings.device,
-                half=settings.half, score_threshold=settings.score_threshold,
-                nms_threshold=settings.nms_threshold, max_detections=settings.max_detections)
+            predictors = _load_predictors(settings)
         except Exception as error:  # noqa: B902 (any load failure must fail the transition)
             self.get_logger().error(
                 f'activate failed: cannot load checkpoint {settings.checkpoint} with backend '
                 f'{settings.backend} on {settings.device}: {type(error).__name__}: {error}')
             return FAILURE
+        predictor = predictors[0]
         missing = [task for task in self.tasks if task not in predictor.tasks]
         if missing:
-            predictor.close()
+            for loaded in predictors:
+                loaded.close()
             self.get_logger().error(
                 f'activate failed: checkpoint {settings.checkpoint} has tasks '
                 f'{list(predictor.tasks)}, this node needs {list(self.tasks)}')
@@ -176,18 +200,22 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(
                 f'checkpoint {settings.checkpoint} also computes {list(predictor.tasks)}; '
                 f'only {list(self.tasks)} is published')
-        self._predictor = predictor
+        self._predictors = predictors
         result = super().on_activate(state)
         self._publishers_by_topic['label_info'].publish(conversions.label_info(
             {task: predictor.class_names[task] for task in self.tasks},
             settings.score_threshold, Header(stamp=self.get_clock().now().to_msg())))
-        self._mailbox = FrameMailbox()
-        self._worker = threading.Thread(target=self._work, args=(self._mailbox, predictor),
-                                        name='inference', daemon=True)
-        self._worker.start()
+        self._mailbox, order = FrameMailbox(), PublishOrder()
+        self._workers = [threading.Thread(target=self._work, args=(self._mailbox, loaded, order),
+                                          name=f'inference_{index}', daemon=True)
+                         for index, loaded in enumerate(predictors)]
+        for worker in self._workers:
+            worker.start()
         self._active = True
-        self.get_logger().info(f'active: {predictor.card.get("name", "model")} '
-                               f'({predictor.input_size} px input)')
+        self.get_logger().info(
+            f'active: {predictor.card.get("name", "model")} ({predictor.input_size} px input), '
+            f'{len(predictors)} inference worker(s), '
+            f'{settings.inference_threads or "default"} thread(s) each')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -216,13 +244,14 @@ class PerceptionNode(LifecycleNode):
         self._active = False
         if self._mailbox is not None and self._mailbox.close():
             self.stats.frame_dropped()
-        if self._worker is not None:
-            self._worker.join()
-        self._mailbox = self._worker = None
-        if self._predictor is not None:
+        for worker in self._workers:
+            worker.join()
+        self._mailbox, self._workers = None, []
+        if self._predictors:
             device = self.settings.device if self.settings else 'cpu'
-            self._predictor.close()
-            self._predictor = None
+            for predictor in self._predictors:
+                predictor.close()
+            self._predictors = []
             if device.startswith('cuda'):
                 import torch
                 torch.cuda.empty_cache()
@@ -272,22 +301,25 @@ class PerceptionNode(LifecycleNode):
             note = f' ({suppressed} similar since the last report)' if suppressed else ''
             self.get_logger().error(f'rejected input image: {error}{note}')
 
-    def _work(self, mailbox: FrameMailbox, predictor: Predictor) -> None:
+    def _work(self, mailbox: FrameMailbox, predictor: Predictor, order: PublishOrder) -> None:
         while True:
-            frame = mailbox.take()
+            frame, ticket = order.take(mailbox)
             if frame is None:
                 if mailbox.closed:
                     return
                 continue
             try:
-                self._process(frame, predictor)
+                self._process(frame, predictor, lambda: order.wait_turn(ticket))
             except Exception as error:  # noqa: B902 (the stream must survive any one frame)
                 self.stats.frame_failed()
                 if self._throttle.allow('inference') is not None:
                     self.get_logger().error(
                         f'inference failed: {type(error).__name__}: {error}')
+            finally:
+                order.done(ticket)
 
-    def _process(self, frame: Frame, predictor: Predictor) -> None:
+    def _process(self, frame: Frame, predictor: Predictor,
+                 wait_turn: Callable[[], bool]) -> None:
         pixels = frame.image
         if isinstance(pixels, CompressedImage):
             try:
@@ -296,6 +328,8 @@ class PerceptionNode(LifecycleNode):
                 self._reject(error, received=True)
                 return
         prediction = predictor.predict(pixels)
+        # Publish only after every earlier frame: outputs leave in arrival order.
+        wait_turn()
         header, publishers = frame.header, self._publishers_by_topic
         force = self.settings.publish_debug_images
         if 'detection' in self.tasks:

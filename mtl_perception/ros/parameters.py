@@ -65,6 +65,12 @@ PARAMETERS = (
     ParameterSpec('backend', 'torch', 'Inference backend.', choices=BACKENDS),
     ParameterSpec('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'cuda:N'."),
     ParameterSpec('half', False, 'Run the network in float16 (GPU backends only).'),
+    ParameterSpec('inference_workers', 1, 'Inference threads, each with its own copy of the '
+                  'model, working on successive frames in parallel (results are published in '
+                  'arrival order; still at most one frame waits).', minimum=1, maximum=8),
+    ParameterSpec('inference_threads', 0, 'Intra-op threads per inference worker '
+                  '(onnxruntime session threads; torch: torch.set_num_threads); 0: the '
+                  "backend's default.", minimum=0, maximum=256),
     ParameterSpec('score_threshold', 0.3, 'Minimum detection score reported.',
                   minimum=0.0, maximum=1.0),
     ParameterSpec('nms_threshold', 0.45, 'IoU above which same-class boxes are suppressed.',
@@ -94,6 +100,8 @@ class NodeSettings:
     backend: str
     device: str
     half: bool
+    inference_workers: int
+    inference_threads: int
     score_threshold: float
     nms_threshold: float
     max_detections: int

@@ -15,10 +15,11 @@
 """
 The node's frame plumbing without ROS: latest-frame mailbox, counters and log throttling.
 
-The camera callback puts each frame into a one-slot mailbox; the inference worker takes the
-newest one. A frame arriving while the network is busy replaces the waiting one (counted as a
+The camera callback puts each frame into a one-slot mailbox; the inference workers take the
+newest one. A frame arriving while every worker is busy replaces the waiting one (counted as a
 drop), so at most one frame waits and end-to-end latency stays near one inference time however
-fast images arrive.
+fast images arrive. With several workers, ``PublishOrder`` makes their results leave in the
+order the frames arrived.
 """
 
 from collections import deque
@@ -77,6 +78,55 @@ class FrameMailbox:
     def closed(self) -> bool:
         """Whether close() was called."""
         return self._closed
+
+
+class PublishOrder:
+    """
+    Let workers that finish frames out of order publish them in arrival order.
+
+    A worker takes a frame and a ticket in one step (``take``, serialised between workers, so
+    tickets follow the mailbox's arrival order), runs inference without any lock, then
+    publishes after ``wait_turn(ticket)``, which waits until every frame taken before its own
+    has been published or abandoned (``done``). A newer frame is therefore never published
+    before an older one, and a slow frame delays the frames behind it rather than being
+    overtaken.
+    """
+
+    def __init__(self) -> None:
+        self._take_lock = threading.Lock()
+        self._condition = threading.Condition()
+        self._next = 0
+        self._in_flight: list = []
+
+    def take(self, mailbox: FrameMailbox, timeout: Optional[float] = None) -> tuple:
+        """Return ``(item, ticket)`` from ``mailbox``; ``(None, None)`` on timeout or close."""
+        with self._take_lock:
+            item = mailbox.take(timeout)
+            if item is None:
+                return None, None
+            with self._condition:
+                ticket = self._next
+                self._next += 1
+                self._in_flight.append(ticket)
+            return item, ticket
+
+    def wait_turn(self, ticket: int, timeout: Optional[float] = None) -> bool:
+        """Wait until ``ticket`` is the oldest frame in flight; False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._in_flight[0] == ticket, timeout)
+
+    def done(self, ticket: int) -> None:
+        """Mark ``ticket`` published or abandoned, letting the next frame go (idempotent)."""
+        with self._condition:
+            if ticket in self._in_flight:
+                self._in_flight.remove(ticket)
+                self._condition.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        """Frames taken and not yet done."""
+        with self._condition:
+            return len(self._in_flight)
 
 
 class RateWindow:

@@ -1,0 +1,55 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The replay's ONNX export cache and the node overrides every node of a replay gets."""
+
+from pathlib import Path
+
+from mtl_perception.cli.replay import node_parameters
+from mtl_perception.replay.exports import cached_onnx, checkpoint_digest, onnx_checkpoints
+from mtl_perception.replay.node_processes import node_commands
+from ros_fixtures import make_checkpoint
+
+
+def test_exports_are_made_once_per_checkpoint_content(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / 'models', 'segmentation')
+    cache = tmp_path / 'cache'
+    digest = checkpoint_digest(checkpoint)
+    export = cached_onnx(checkpoint, cache, progress=False)
+    assert export == cache / 'onnx' / f'test_segmentation-{digest}.onnx'
+    assert export.is_file() and export.with_suffix('.yaml').is_file()
+    written = export.stat().st_mtime_ns
+    assert onnx_checkpoints({'segmentation': checkpoint}, cache, progress=False) == \
+        {'segmentation': export}
+    assert export.stat().st_mtime_ns == written  # reused, not exported again
+    # An export passed in is used as it is; new weights get a new digest (a new export).
+    assert cached_onnx(export, cache, progress=False) == export
+    weights = Path(checkpoint).with_suffix('.safetensors')
+    weights.write_bytes(weights.read_bytes() + b' ')
+    assert checkpoint_digest(checkpoint) != digest
+
+
+def test_every_node_gets_the_same_overrides(tmp_path):
+    parameters = node_parameters('onnxruntime', 2, 0)
+    assert parameters == {'backend': 'onnxruntime', 'inference_workers': 2,
+                          'inference_threads': 0}
+    assert node_parameters(None, None, None) == {}
+    commands = node_commands('baseline', params_file=tmp_path / 'p.yaml', image_topic='/cam',
+                             checkpoints={'detection_node': 'd.onnx',
+                                          'segmentation_node': 's.onnx'},
+                             compressed=False, parameters=parameters)
+    for command in commands.values():
+        tail = command[command.index('-p'):]
+        assert ' '.join(tail).endswith('-p backend:=onnxruntime -p inference_workers:=2 '
+                                       '-p inference_threads:=0')
