@@ -57,7 +57,9 @@ TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'deactivate': Transition.TRANSITION_DEACTIVATE,
                'cleanup': Transition.TRANSITION_CLEANUP}
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+# Transient local like the nodes' label_info; deeper than 1 because several nodes publish on
+# one topic (the baseline) and a depth-1 reader would keep only the last of their samples.
+LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
