@@ -51,8 +51,6 @@ import sys
 import tempfile
 from typing import Callable, TextIO
 
-from mtl_perception.inference.benchmark_worker import (_anon_rss_mb, _peak_rss_mb,  # noqa: F401
-                                                       _rss_mb, measure_latency, worker)
 from mtl_perception.inference.checkpoint import load_card, save_checkpoint
 from mtl_perception.modeling import build_model, MultiTaskModel
 import torch
