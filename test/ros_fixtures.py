@@ -249,6 +249,15 @@ class Probe:
                     return {item.key: item.value for item in status.values}
         return {}
 
+    def settled(self, node: str, min_processed: int = 0) -> dict:
+        """Wait until ``node`` has no frame pending (and processed enough); return its stats."""
+        def settled() -> bool:
+            stats = self.diagnostics(node)
+            return bool(stats) and stats['frames_pending'] == '0' \
+                and int(stats['frames_processed']) >= min_processed
+        self.wait_for(settled, 20.0, lambda: f'settled counters; last: {self.diagnostics(node)}')
+        return self.diagnostics(node)
+
     def counter(self, node: str, key: str) -> int:
         """Return one integer diagnostics counter of ``node`` (-1 before any report)."""
         return int(self.diagnostics(node).get(key, -1))

@@ -194,18 +194,8 @@ def test_bad_input_is_counted_and_the_next_frame_processed(probe, node, kind):
     probe.wait_for(lambda: expected in node.log(), 10.0, f'a log line naming {expected!r}')
 
 
-def _settled(probe, min_processed: int = 0) -> dict:
-    """Wait until no frame is pending in the node; return its diagnostics."""
-    def settled() -> bool:
-        stats = probe.diagnostics(NODE)
-        return bool(stats) and stats['frames_pending'] == '0' \
-            and int(stats['frames_processed']) >= min_processed
-    probe.wait_for(settled, 20.0, lambda: f'settled counters; last: {probe.diagnostics(NODE)}')
-    return probe.diagnostics(NODE)
-
-
 def test_burst_keeps_latency_bounded_and_counts_drops(probe):
-    before = _settled(probe)
+    before = probe.settled(NODE)
     picture = make_picture(128, 96)
     count, sent = 150, {}
     for index in range(count):
@@ -219,7 +209,7 @@ def test_burst_keeps_latency_bounded_and_counts_drops(probe):
     outputs = [(t, m.header.frame_id) for t, m in probe.received['/segmentation/mask']
                if m.header.frame_id in sent]
     latencies = [t - sent[frame_id] for t, frame_id in outputs]
-    after = _settled(probe, int(before['frames_processed']) + len(outputs))
+    after = probe.settled(NODE, int(before['frames_processed']) + len(outputs))
     received = int(after['frames_received']) - int(before['frames_received'])
     processed = int(after['frames_processed']) - int(before['frames_processed'])
     dropped = int(after['frames_dropped']) - int(before['frames_dropped'])

@@ -64,18 +64,9 @@ def probe(node):
     probe.close()
 
 
-def _settled(probe, min_processed: int = 0) -> dict:
-    def settled() -> bool:
-        stats = probe.diagnostics(NODE)
-        return bool(stats) and stats['frames_pending'] == '0' \
-            and int(stats['frames_processed']) >= min_processed
-    probe.wait_for(settled, 20.0, lambda: f'settled counters; last: {probe.diagnostics(NODE)}')
-    return probe.diagnostics(NODE)
-
-
 def test_two_workers_publish_a_burst_in_order_with_counted_drops(node, probe):
     assert '2 inference worker(s), 1 thread(s) each' in node.log()
-    before = _settled(probe)
+    before = probe.settled(NODE)
     picture = make_picture(128, 96, seed=1)
     count, sent = 120, {}
     for index in range(count):
@@ -99,7 +90,7 @@ def test_two_workers_publish_a_burst_in_order_with_counted_drops(node, probe):
                for _, m in probe.received[OUTPUTS[1]] if m.header.frame_id in sent)
     latencies = [t - sent[m.header.frame_id] for t, m in probe.received[OUTPUTS[1]]
                  if m.header.frame_id in sent]
-    after = _settled(probe, int(before['frames_processed']) + len(latencies))
+    after = probe.settled(NODE, int(before['frames_processed']) + len(latencies))
     received = int(after['frames_received']) - int(before['frames_received'])
     processed = int(after['frames_processed']) - int(before['frames_processed'])
     dropped = int(after['frames_dropped']) - int(before['frames_dropped'])
