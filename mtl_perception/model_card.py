@@ -23,8 +23,8 @@ list and the raw output names every layer uses. It imports neither torch nor ROS
 deployment runtime reads cards without them.
 """
 
-from dataclasses import dataclass, field, fields, replace
 import datetime
+from dataclasses import dataclass, field, fields, replace
 import math
 import os
 from pathlib import Path
@@ -291,4 +291,3 @@ class ModelCard:
             yaml.safe_dump(self.to_dict(), stream, sort_keys=False)
         os.replace(tmp, path)
         return path
-
