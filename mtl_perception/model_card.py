@@ -39,6 +39,8 @@ TASKS = ('detection', 'segmentation')
 # [N, K, S, S] class scores at the input resolution.
 TASK_OUTPUTS = {'detection': ('loc', 'scores'), 'segmentation': ('seg_logits',)}
 OUTPUT_NAMES = tuple(name for task in TASKS for name in TASK_OUTPUTS[task])
+# SSD box-coder variances (centre, size) the 'loc' offsets are scaled by.
+BOX_VARIANCES = (0.1, 0.2)
 # The single input of every exported network: float32 [N, 3, S, S], normalised.
 INPUT_NAME = 'images'
 FORMAT_VERSION = 1
@@ -189,9 +191,6 @@ class ModelCard:
                 MAX_SEGMENTATION_CLASSES:
             fail(f'at most {MAX_SEGMENTATION_CLASSES} segmentation classes fit a mono8 mask, '
                  f'got {len(self.classes["segmentation"])}')
-        extra_tasks = sorted(set(self.classes) - set(tasks))
-        if extra_tasks:
-            fail(f'classes name tasks the model does not have: {extra_tasks}')
         for key in ('arch_kwargs', 'recipe', 'metrics', 'export', 'extra'):
             if not isinstance(getattr(self, key), Mapping):
                 fail(f'{key} must be a mapping, got {getattr(self, key)!r}')

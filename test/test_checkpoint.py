@@ -20,8 +20,8 @@ import shutil
 import struct
 
 from mtl_perception.inference.checkpoint import (
-    checkpoint_paths, CheckpointError, FORMAT_VERSION, load_card, load_checkpoint,
-    save_checkpoint)
+    checkpoint_paths, CheckpointError, load_card, load_checkpoint, save_checkpoint)
+from mtl_perception.model_card import FORMAT_VERSION
 from mtl_perception.modeling import build_model
 import pytest
 import torch
@@ -104,7 +104,7 @@ def test_round_trip_gives_identical_outputs(saved, suffix):
 def test_card_contents(saved):
     model, stem, (weights, card_path) = saved
     card = yaml.safe_load(card_path.read_text())
-    assert card == load_card(stem)
+    assert card == load_card(stem).to_dict()
     assert card['name'] == 'test_model'
     assert card['architecture'] == ARCH
     assert card['arch_kwargs'] == {'min_scale': 0.25}

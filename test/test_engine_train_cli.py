@@ -76,16 +76,16 @@ def trained(tmp_path_factory):
 def test_training_writes_checkpoint_card_and_logs(trained):
     output = trained['output']
     model, card = load_checkpoint(output / 'tiny')
-    assert card['tasks'] == ['detection', 'segmentation']
-    assert card['classes']['detection'] == ['car', 'truck', 'bus', 'person', 'bicycle']
+    assert card.tasks == ('detection', 'segmentation')
+    assert card.classes['detection'] == ('car', 'truck', 'bus', 'person', 'bicycle')
     # the resolved recipe travels with the checkpoint
-    assert card['recipe']['training']['lr'] == pytest.approx(0.003)
-    assert card['recipe']['model']['arch'] == 'mobilenet_v3_large_ssdlite_fcn'
+    assert card.recipe['training']['lr'] == pytest.approx(0.003)
+    assert card.recipe['model']['arch'] == 'mobilenet_v3_large_ssdlite_fcn'
     assert (output / 'recipe.yaml').is_file()
     # held-out evaluation after the last epoch, in the evaluate JSON shape
-    assert card['metrics']['images'] == 2
-    assert 0.0 <= card['metrics']['segmentation']['miou'] <= 1.0
-    assert set(card['metrics']['detection']) == {'map50', 'map50_voc07', 'map_coco',
+    assert card.metrics['images'] == 2
+    assert 0.0 <= card.metrics['segmentation']['miou'] <= 1.0
+    assert set(card.metrics['detection']) == {'map50', 'map50_voc07', 'map_coco',
                                                  'per_class_ap50'}
     rows = read_log(output / 'train_log.csv')
     assert {'loss/detection', 'loss/segmentation', 'loss/total', 'lr'} <= {
@@ -126,7 +126,7 @@ def test_single_task_twin_from_the_same_recipe(tmp_path, tasks):
     output = tmp_path / 'twin'
     assert _train(recipe, output, '--set', f'tasks={tasks}') == 0
     model, card = load_checkpoint(output / 'tiny')
-    assert model.tasks == tuple(tasks) and card['tasks'] == tasks
+    assert model.tasks == tuple(tasks) and card.tasks == tuple(tasks)
 
 
 def test_overrides_apply_dotted_keys(tmp_path):

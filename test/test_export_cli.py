@@ -37,7 +37,7 @@ def test_export_writes_the_files_and_prints_the_differences(checkpoint, tmp_path
     for name in ('loc', 'scores', 'seg_logits'):
         assert f'{name} ' in printed and 'max |diff|' in printed
     assert output.is_file() and artifacts.anchors_path(output).is_file()
-    info = artifacts.read_export_card(output, 'onnx')['export']['onnx']
+    info = artifacts.read_export_card(output, 'onnx').export['onnx']
     assert info['dynamic_batch'] is True and info['verified_images'] == 2
     assert info['opset'] == 17 and info['tolerance'] == 1e-3
 

@@ -18,6 +18,7 @@ from mtl_perception.inference import artifacts
 from mtl_perception.inference.backends import create_backend
 from mtl_perception.inference.backends.onnxruntime_backend import select_providers
 from mtl_perception.inference.checkpoint import load_card, load_checkpoint, save_checkpoint
+from mtl_perception.model_card import TASK_OUTPUTS
 from mtl_perception.inference.export import export_checkpoint_onnx, sample_images
 from mtl_perception.inference.predictor import Predictor
 from mtl_perception.modeling import build_model
@@ -68,15 +69,15 @@ def exported(tmp_path_factory):
 def test_export_parity_and_files(exported, kind):
     checkpoint, onnx_path, info = exported[kind]
     tasks = SUBSETS[kind]
-    names = [n for t in tasks for n in artifacts.TASK_OUTPUTS[t]]
+    names = [n for t in tasks for n in TASK_OUTPUTS[t]]
     assert onnx_path.is_file()
     assert info['output_names'] == names and info['input_size'] == SIZE
     assert info['dynamic_batch'] == (kind == 'multitask')
     assert set(info['max_abs_diff']) == set(names)
     assert all(0 <= d <= 1e-3 for d in info['max_abs_diff'].values()), info['max_abs_diff']
     card = artifacts.read_export_card(onnx_path, 'onnx')
-    assert card['export']['onnx'] == info
-    assert card['tasks'] == list(tasks) and card['classes'] == load_card(checkpoint)['classes']
+    assert card.export['onnx'] == info
+    assert card.tasks == tasks and card.classes == load_card(checkpoint).classes
     session = onnxruntime.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == ['images']
     assert [o.name for o in session.get_outputs()] == names
@@ -147,7 +148,7 @@ def test_checkpoint_name_finds_the_export_beside_it(tmp_path):
         create_backend('onnxruntime', stem)
     export_checkpoint_onnx(checkpoint, artifacts.export_path(checkpoint, 'onnx'))
     # The checkpoint's own card gained the export section and still loads as a checkpoint.
-    assert 'onnx' in load_card(checkpoint)['export']
+    assert 'onnx' in load_card(checkpoint).export
     with create_backend('onnxruntime', checkpoint, threads=1) as backend:
         batch = np.zeros((3, 3, SIZE, SIZE), np.float32)
         assert backend.run(batch)['seg_logits'].shape == (3, 4, SIZE, SIZE)
@@ -161,7 +162,7 @@ def test_other_input_size_rebuilds_default_boxes(tmp_path):
     info = export_checkpoint_onnx(checkpoint, onnx_path, input_size=128)
     assert info['input_size'] == 128
     card = artifacts.read_export_card(onnx_path, 'onnx')
-    assert card['input_size'] == 128 and load_card(checkpoint)['input_size'] == SIZE
+    assert card.input_size == 128 and load_card(checkpoint).input_size == SIZE
     big = build_model('resnet18_ssd_fcn', input_size=128,
                       num_classes={t: len(CLASSES[t]) for t in SUBSETS['multitask']})
     np.testing.assert_array_equal(artifacts.read_anchors(onnx_path, card), big.anchors.numpy())

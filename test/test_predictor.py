@@ -18,11 +18,13 @@ from mtl_perception.inference.backends import Backend
 from mtl_perception.inference.checkpoint import CheckpointError, save_checkpoint
 from mtl_perception.inference.predictor import Prediction, Predictor
 from mtl_perception.inference.preprocess import preprocess
+from mtl_perception.model_card import ModelCard
 from mtl_perception.modeling import build_model
-from mtl_perception.modeling.postprocess import decode_detections
+from mtl_perception.modeling.box_coder import decode
 import numpy as np
 import pytest
 import torch
+from torchvision.ops import batched_nms
 
 ARCH = 'resnet18_ssd_fcn'
 SIZE = 64
@@ -58,7 +60,7 @@ def test_prediction_shapes_and_types(checkpoints, image, tasks):
         assert predictor.tasks == tasks
         assert predictor.input_size == SIZE
         assert predictor.class_names == {t: CLASSES[t] for t in tasks}
-        assert predictor.card['architecture'] == ARCH
+        assert predictor.card.architecture == ARCH
         result = predictor.predict(image)
     assert isinstance(result, Prediction)
     assert set(result.timings) == {'preprocess', 'inference', 'postprocess'}
@@ -90,13 +92,18 @@ def test_boxes_are_network_boxes_scaled_to_the_image(checkpoints, image):
         result = predictor.predict(image)
         batch = np.concatenate([predictor.predict_batch([image])[0].boxes])
         raw = predictor.backend.run(
-            preprocess(image, SIZE, predictor.card['mean'], predictor.card['std']))
+            preprocess(image, SIZE, predictor.card.mean, predictor.card.std))
         anchors = torch.from_numpy(predictor.backend.anchors)
-    expected = decode_detections(torch.from_numpy(raw['loc']), torch.from_numpy(raw['scores']),
-                                 anchors, score_threshold=0.05, max_detections=7)[0]
+    # The torch path: decode every box, threshold, torchvision's class-wise NMS.
+    boxes = decode(torch.from_numpy(raw['loc'][0]), anchors).clamp(0.0, 1.0)
+    foreground = torch.from_numpy(raw['scores'][0, :, 1:])
+    anchor_index, labels = torch.nonzero(foreground > 0.05, as_tuple=True)
+    candidates = foreground[anchor_index, labels]
+    kept = batched_nms(boxes[anchor_index], candidates, labels, 0.45)[:7]
+    expected = boxes[anchor_index][kept]
     assert len(result.boxes) == 7
     scale = np.array([WIDTH, HEIGHT, WIDTH, HEIGHT], dtype=np.float32)
-    np.testing.assert_allclose(result.boxes, expected['boxes'].numpy() * scale, atol=1e-3)
+    np.testing.assert_allclose(result.boxes, expected.numpy() * scale, atol=1e-3)
     np.testing.assert_allclose(batch, result.boxes, atol=1e-3)
 
 
@@ -171,8 +178,9 @@ class _FixedBackend(Backend):
 
 
 def _card(tasks, size):
-    return {'tasks': list(tasks), 'input_size': size, 'mean': [0.5] * 3, 'std': [0.25] * 3,
-            'classes': {t: CLASSES[t] for t in tasks}}
+    return ModelCard(name='fixed', architecture='fixed', tasks=tuple(tasks), input_size=size,
+                     mean=(0.5,) * 3, std=(0.25,) * 3,
+                     classes={t: tuple(CLASSES[t]) for t in tasks}).validate()
 
 
 def test_box_lands_at_the_right_pixels():

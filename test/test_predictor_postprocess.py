@@ -13,11 +13,11 @@
 # limitations under the License.
 
 
-"""The fast postprocessing paths against straightforward references."""
+"""The torch-free decoding (inference.decode) against torch and torchvision references."""
 
-from mtl_perception.inference.predictor import argmax_uint8, resize_nearest
+from mtl_perception.inference.decode import (argmax_uint8, decode_boxes,
+                                             decode_image_detections, resize_nearest)
 from mtl_perception.modeling.box_coder import decode
-from mtl_perception.modeling.postprocess import decode_detections, decode_image_detections
 import numpy as np
 from PIL import Image
 import pytest
@@ -66,12 +66,12 @@ def test_fast_detections_match_reference(seed, score_threshold, top_k_per_class,
     assert labels.tolist() == ref_labels.tolist()
     np.testing.assert_allclose(fast_scores, ref_scores.numpy(), rtol=0, atol=0)
     np.testing.assert_allclose(boxes, ref_boxes.numpy(), rtol=1e-6, atol=1e-6)
-    (batched,) = decode_detections(loc[None], scores[None], anchors,
-                                   score_threshold=score_threshold, nms_threshold=0.45,
-                                   max_detections=max_detections,
-                                   top_k_per_class=top_k_per_class)
-    assert batched['labels'].tolist() == ref_labels.tolist()
-    assert torch.allclose(batched['boxes'], ref_boxes, atol=1e-6)
+
+
+def test_box_decoding_matches_torch():
+    loc, _, anchors = _random_outputs(4, num_anchors=2000)
+    np.testing.assert_allclose(decode_boxes(loc.numpy()[None], anchors.numpy()),
+                               decode(loc[None], anchors).numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_fast_detections_nothing_above_threshold():

@@ -21,10 +21,10 @@ The source formats are documented in :mod:`mtl_perception.cli.recipe`.
 import os
 from pathlib import Path
 
-from mtl_perception.data import build_eval_transforms, build_train_transforms
-from mtl_perception.data import (CocoFolderDataset, CombinedDataset, Compose,
-                                 PhotometricDistort, RandomHorizontalFlip, Resize,
-                                 SyntheticAerialDataset, ToTensorNormalize, VOCDataset)
+from mtl_perception.data.coco_folder import CocoFolderDataset
+from mtl_perception.data.combined import CombinedDataset
+from mtl_perception.data.synthetic import SyntheticAerialDataset
+from mtl_perception.data.voc import VOCDataset
 
 
 def build_source(source: dict, tasks: tuple[str, ...]):
@@ -74,14 +74,19 @@ def class_names(dataset, tasks: tuple[str, ...]) -> dict[str, list[str]]:
     return names
 
 
-def build_transforms(augment: str, size: int, mean: tuple, std: tuple) -> Compose:
+def build_transforms(augment: str, size: int, mean: tuple, std: tuple):
     """
     Build the training transform for ``augment``.
 
     'ssd': photometric distortion, zoom out, SSD random crop, flip, resize (the SSD recipe);
     'light': photometric distortion and flip, then resize (for data already framed as
-    deployed, e.g. the synthetic set); 'none': resize only.
+    deployed, e.g. the synthetic set); 'none': resize only. Returns a ``data.Compose``.
     """
+    # The transforms need torch; evaluation, which only reads data sets, does not.
+    from mtl_perception.data.transforms import (build_eval_transforms, build_train_transforms,
+                                                Compose, PhotometricDistort,
+                                                RandomHorizontalFlip, Resize, ToTensorNormalize)
+
     if augment == 'ssd':
         return build_train_transforms(size, mean, std)
     if augment == 'light':

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='images per network run (default: %(default)s)')
     parser.add_argument('--max-images', type=int, default=None,
                         help='evaluate only the first N images')
-    parser.add_argument('--threads', type=int, default=None, help='torch intra-op threads')
+    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (torch, onnxruntime)')
     parser.add_argument('--update-card', action='store_true',
                         help="also store the metrics in the checkpoint's model card")
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -86,20 +86,14 @@ def format_table(result: dict) -> str:
 
 def update_card_metrics(checkpoint: str, metrics: dict) -> Path:
     """Store ``metrics`` under 'metrics' in the checkpoint's model card (other keys kept)."""
-    import yaml
-
-    from mtl_perception.inference.checkpoint import checkpoint_paths, load_card
-    card = load_card(checkpoint)
-    card['metrics'] = metrics
-    _, card_path = checkpoint_paths(checkpoint)
-    card_path.write_text(yaml.safe_dump(card, sort_keys=False))
-    return card_path
+    from mtl_perception.inference.artifacts import card_path
+    from mtl_perception.model_card import ModelCard
+    path = card_path(checkpoint)
+    return ModelCard.load(path).with_changes(metrics=metrics).save(path)
 
 
 def main(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the JSON."""
-    import torch
-
     from mtl_perception.cli.datasets import build_source, detect_layout
     from mtl_perception.engine.evaluation import (EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD,
                                                   evaluate_predictor)
@@ -107,12 +101,17 @@ def main(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
-    if args.threads:
+    options = {}
+    if args.threads and args.backend == 'torch':
+        # Only the torch backend loads torch: ONNX Runtime and TensorRT evaluate without it.
+        import torch
         torch.set_num_threads(args.threads)
+    elif args.threads and args.backend == 'onnxruntime':
+        options['threads'] = args.threads
     source = detect_layout(args.data, args.split)
     predictor = Predictor.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device,
-        score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS)
+        score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS, **options)
     try:
         tasks = predictor.tasks
         if source['type'] == 'voc':

@@ -166,7 +166,8 @@ def validate(recipe: dict, base_dir: str | os.PathLike = '.') -> dict:
     ``base_dir`` resolves relative data roots (the working directory for the CLI). Raises
     ValueError naming the key, FileNotFoundError naming a missing data folder.
     """
-    from mtl_perception.modeling import list_models, TASKS
+    from mtl_perception.model_card import TASKS
+    from mtl_perception.modeling import list_models
     recipe = copy.deepcopy(recipe)
     base_dir = Path(base_dir)
     tasks = recipe['tasks']

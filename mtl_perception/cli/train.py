@@ -61,7 +61,7 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True):
     from mtl_perception.data import collate_samples, TransformedDataset
     from mtl_perception.engine.optim import build_optimizer, build_scheduler
     from mtl_perception.engine.trainer import seed_everything, Trainer
-    from mtl_perception.inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from mtl_perception.model_card import IMAGENET_MEAN, IMAGENET_STD
     from mtl_perception.modeling import build_model
     from mtl_perception.modeling.losses import MultiTaskLoss
     from mtl_perception.modeling.weighting import build_weighting

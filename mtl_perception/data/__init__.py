@@ -13,7 +13,8 @@
 # limitations under the License.
 
 """
-Data sets, joint transforms and batching (standalone: numpy, PIL, torch, yaml only).
+Data sets, joint transforms and batching (standalone: numpy, PIL, yaml; torch for
+transforms and batching only).
 
 Every data set yields samples per the data contract: a dict with 'image' uint8 [H, W, 3] RGB,
 'boxes' float32 [M, 4] x1, y1, x2, y2 px or None, 'labels' int64 [M] or None, 'difficult'
@@ -21,18 +22,38 @@ bool [M] or None, 'mask' uint8 [H, W] (255 = void) or None, 'image_id' str; and 
 ``detection_classes`` / ``segmentation_classes`` name lists (None when not labelled).
 """
 
-from .coco_folder import CocoFolderDataset, write_coco_folder
-from .collate import collate_samples
-from .combined import build_lookup, CombinedDataset, load_class_mapping
-from .synthetic import (apply_camera_effects, CameraEffects,
-                        DETECTION_CLASSES as SYNTHETIC_DETECTION_CLASSES, render_view,
-                        render_world,
-                        SEGMENTATION_CLASSES as SYNTHETIC_SEGMENTATION_CLASSES,
-                        SyntheticAerialDataset, World)
-from .transforms import (as_generator, build_eval_transforms, build_train_transforms, Compose,
-                         Expand, PhotometricDistort, RandomHorizontalFlip, RandomSampleCrop,
-                         Resize, ToTensorNormalize, TransformedDataset, validate_sample)
-from .voc import VOC_DETECTION_CLASSES, VOC_SEGMENTATION_CLASSES, VOCDataset
+import importlib
+
+# name -> submodule defining it. Loaded on first use (PEP 562), so reading data sets for
+# evaluation on the deployment runtime does not import torch, which only the transforms
+# and batching need.
+_EXPORTS = {
+    'CocoFolderDataset': 'coco_folder', 'write_coco_folder': 'coco_folder',
+    'collate_samples': 'collate',
+    'build_lookup': 'combined', 'CombinedDataset': 'combined', 'load_class_mapping': 'combined',
+    'apply_camera_effects': 'synthetic', 'CameraEffects': 'synthetic',
+    'render_view': 'synthetic', 'render_world': 'synthetic',
+    'SyntheticAerialDataset': 'synthetic', 'World': 'synthetic',
+    'SYNTHETIC_DETECTION_CLASSES': ('synthetic', 'DETECTION_CLASSES'),
+    'SYNTHETIC_SEGMENTATION_CLASSES': ('synthetic', 'SEGMENTATION_CLASSES'),
+    'as_generator': 'transforms', 'build_eval_transforms': 'transforms',
+    'build_train_transforms': 'transforms', 'Compose': 'transforms', 'Expand': 'transforms',
+    'PhotometricDistort': 'transforms', 'RandomHorizontalFlip': 'transforms',
+    'RandomSampleCrop': 'transforms', 'Resize': 'transforms',
+    'ToTensorNormalize': 'transforms', 'TransformedDataset': 'transforms',
+    'validate_sample': 'transforms',
+    'VOC_DETECTION_CLASSES': 'voc', 'VOC_SEGMENTATION_CLASSES': 'voc', 'VOCDataset': 'voc',
+}
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first use."""
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    module, attribute = (target, name) if isinstance(target, str) else target
+    return getattr(importlib.import_module(f'{__name__}.{module}'), attribute)
+
 
 __all__ = [
     'CameraEffects', 'CocoFolderDataset', 'CombinedDataset', 'Compose', 'Expand',

@@ -47,12 +47,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-import torch.utils.data
 
 _SIDECAR = 'segmentation_categories.json'
 
 
-class CocoFolderDataset(torch.utils.data.Dataset):
+class CocoFolderDataset:
     """
     Samples (per the data contract) from a COCO-format folder.
 

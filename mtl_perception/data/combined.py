@@ -38,11 +38,10 @@ import bisect
 import os
 from pathlib import Path
 
+from mtl_perception.model_card import TASKS
 import numpy as np
-import torch.utils.data
 import yaml
 
-_TASKS = ('detection', 'segmentation')
 
 
 def load_class_mapping(path: str | os.PathLike) -> dict:
@@ -59,7 +58,7 @@ def load_class_mapping(path: str | os.PathLike) -> dict:
 def _task_mapping(mapping: dict | None, task: str) -> dict:
     if not mapping:
         return {}
-    if any(k in mapping for k in _TASKS):
+    if any(k in mapping for k in TASKS):
         return dict(mapping.get(task) or {})
     return dict(mapping)
 
@@ -80,7 +79,7 @@ def build_lookup(source: list, target: list, mapping: dict) -> np.ndarray:
     return lut
 
 
-class CombinedDataset(torch.utils.data.Dataset):
+class CombinedDataset:
     """
     Concatenation of data sets with labels and mask indices remapped to shared lists.
 

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
-import torch.utils.data
 
 from .coco_folder import write_coco_folder  # re-exported: writes these data sets to disk
 from .synthetic_shapes import DETECTION_CLASSES, SEGMENTATION_CLASSES
@@ -189,7 +188,7 @@ def render_view(world: World, center_xy: tuple, heading_rad: float,
     return image, boxes, labels, mask
 
 
-class SyntheticAerialDataset(torch.utils.data.Dataset):
+class SyntheticAerialDataset:
     """
     A fixed-length set of independent synthetic aerial images (samples per the contract).
 

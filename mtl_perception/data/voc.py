@@ -37,16 +37,15 @@ import os
 from pathlib import Path
 import xml.etree.ElementTree as ET
 
+from mtl_perception.model_card import TASKS
 import numpy as np
 from PIL import Image
-import torch.utils.data
 
 VOC_DETECTION_CLASSES = (
     'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
     'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
     'train', 'tvmonitor')
 VOC_SEGMENTATION_CLASSES = ('background',) + VOC_DETECTION_CLASSES
-_TASKS = ('detection', 'segmentation')
 
 
 def find_voc_dir(root: str | os.PathLike, year: str | None = '2007') -> Path:
@@ -103,7 +102,7 @@ def read_index_mask(path: str | os.PathLike) -> np.ndarray:
         return np.array(im, dtype=np.uint8)
 
 
-class VOCDataset(torch.utils.data.Dataset):
+class VOCDataset:
     """
     Pascal VOC samples per the data contract.
 
@@ -119,11 +118,11 @@ class VOCDataset(torch.utils.data.Dataset):
     segmentation_classes = list(VOC_SEGMENTATION_CLASSES)
 
     def __init__(self, root: str | os.PathLike, year: str | None = '2007',
-                 split: str = 'trainval', tasks: tuple = _TASKS,
+                 split: str = 'trainval', tasks: tuple = TASKS,
                  keep_difficult: bool = True) -> None:
         tasks = tuple(tasks)
-        if not tasks or any(t not in _TASKS for t in tasks):
-            raise ValueError(f'tasks must be a non-empty subset of {_TASKS}, got {tasks}')
+        if not tasks or any(t not in TASKS for t in tasks):
+            raise ValueError(f'tasks must be a non-empty subset of {TASKS}, got {tasks}')
         self.base = find_voc_dir(root, year)
         self.tasks, self.keep_difficult = tasks, keep_difficult
         ids, self._seg_ids = [], set()

@@ -14,11 +14,24 @@
 
 """Training and evaluation loops."""
 
-from mtl_perception.engine.evaluation import evaluate_predictor, predictor_for_model
-from mtl_perception.engine.metric_log import MetricLogger
-from mtl_perception.engine.optim import build_optimizer, build_scheduler
-from mtl_perception.engine.state import load_training_state, save_training_state
-from mtl_perception.engine.trainer import seed_everything, Trainer
+import importlib
+
+# name -> submodule defining it, loaded on first use (PEP 562): the evaluation loop runs on
+# the deployment runtime without torch, which only training needs.
+_EXPORTS = {
+    'evaluate_predictor': 'evaluation', 'predictor_for_model': 'evaluation',
+    'MetricLogger': 'metric_log', 'build_optimizer': 'optim', 'build_scheduler': 'optim',
+    'load_training_state': 'state', 'save_training_state': 'state',
+    'seed_everything': 'trainer', 'Trainer': 'trainer',
+}
+
+
+def __getattr__(name: str):
+    """Import the submodule that defines ``name`` on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+
 
 __all__ = ['MetricLogger', 'Trainer', 'build_optimizer', 'build_scheduler',
            'evaluate_predictor', 'load_training_state', 'predictor_for_model',

@@ -30,10 +30,8 @@ the AP of a class without ground truth) becomes ``None`` so the dict is valid JS
 
 import math
 
-from mtl_perception.inference.backends.torch_backend import TorchBackend
 from mtl_perception.inference.predictor import Predictor
 from mtl_perception.metrics import DetectionEvaluator, SegmentationEvaluator
-from mtl_perception.modeling import MultiTaskModel
 from tqdm import tqdm
 
 # Evaluation keeps low-confidence boxes: AP integrates over the whole ranking.
@@ -46,18 +44,23 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def predictor_for_model(model: MultiTaskModel, card: dict, *,
+def predictor_for_model(model, card, *,
                         score_threshold: float = EVAL_SCORE_THRESHOLD,
                         max_detections: int = EVAL_MAX_DETECTIONS) -> Predictor:
     """
-    Wrap an in-memory model (e.g. during training) in a torch-backend Predictor.
+    Wrap an in-memory ``MultiTaskModel`` (e.g. during training) in a torch-backend Predictor.
 
     The model is put in eval mode on its current device; call ``model.train()`` afterwards to
-    continue training. ``card`` needs 'tasks', 'input_size', 'mean', 'std' and 'classes'.
+    continue training. ``card``: its ``ModelCard``, or a partial card dict as training holds
+    it (completed from the model).
     """
+    # torch only here: the evaluation loop itself also runs on the deployment backends.
+    from mtl_perception.inference.backends.torch_backend import TorchBackend
+
     device = next(model.parameters()).device
     backend = TorchBackend(model, card, device=str(device))
-    return Predictor(backend, card, anchors=backend.anchors, score_threshold=score_threshold,
+    return Predictor(backend, backend.card, anchors=backend.anchors,
+                     score_threshold=score_threshold,
                      max_detections=max_detections)
 
 

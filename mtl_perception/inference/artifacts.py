@@ -33,38 +33,29 @@ Backends name what they load either by the exported file itself or by a checkpoi
 name (``<stem>``, ``<stem>.safetensors``, ``<stem>.yaml``) whose export lies beside
 it, so a node keeps its ``checkpoint`` parameter and switches only ``backend``.
 
-This module needs numpy and PyYAML only: a deployment with ONNX Runtime does not
-import torch.
+This module needs numpy and PyYAML only: a deployment with ONNX Runtime or TensorRT
+does not import torch.
 """
 
-import datetime
 import os
 from pathlib import Path
 
+from mtl_perception.model_card import INPUT_NAME, ModelCard, ModelCardError, utc_now
 import numpy as np
-import yaml
+
+__all__ = ['ANCHORS_SUFFIX', 'CARD_SUFFIX', 'EXPORT_SUFFIXES', 'ExportedModelError', 'INPUT_NAME',
+           'anchors_path', 'card_path', 'check_card_writable', 'export_path', 'read_anchors',
+           'read_export_card', 'resolve_artifact', 'stem_of', 'utc_now', 'write_anchors',
+           'write_export_card']
 
 EXPORT_SUFFIXES = {'onnx': '.onnx', 'tensorrt': '.engine'}
 CARD_SUFFIX = '.yaml'
 ANCHORS_SUFFIX = '.anchors.npy'
 WEIGHTS_SUFFIX = '.safetensors'
-INPUT_NAME = 'images'
-# Raw outputs per task, in the order networks emit them (see MultiTaskModel.forward_raw).
-TASK_OUTPUTS = {'detection': ('loc', 'scores'), 'segmentation': ('seg_logits',)}
-# What identifies the network an exported file holds; two cards that agree on these
-# describe the same network and may share one card file.
-IDENTITY_KEYS = ('architecture', 'arch_kwargs', 'tasks', 'input_size', 'mean', 'std',
-                 'classes')
-_RUNTIME_KEYS = ('tasks', 'input_size', 'mean', 'std', 'classes')
 
 
 class ExportedModelError(ValueError):
     """An exported model or a file beside it is missing, malformed or inconsistent."""
-
-
-def utc_now() -> str:
-    """Return the current UTC time as an ISO 8601 string (seconds)."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
 
 
 def stem_of(path: str | os.PathLike) -> Path:
@@ -114,71 +105,36 @@ def resolve_artifact(path: str | os.PathLike, fmt: str) -> Path:
     return artifact
 
 
-def _check_runtime_card(card, path: Path, fmt: str) -> dict:
-    if not isinstance(card, dict):
-        raise ExportedModelError(f'{path}: the model card is not a YAML mapping')
-    missing = [key for key in _RUNTIME_KEYS if key not in card]
-    if missing:
-        raise ExportedModelError(f'{path}: the model card lacks the keys {missing}')
-    tasks = card['tasks']
-    if not isinstance(tasks, list) or not tasks or any(t not in TASK_OUTPUTS for t in tasks):
-        raise ExportedModelError(f'{path}: tasks must be a non-empty list from '
-                                 f'{tuple(TASK_OUTPUTS)}, got {tasks!r}')
-    if not isinstance(card['input_size'], int) or card['input_size'] < 1:
-        raise ExportedModelError(f'{path}: input_size must be a positive int, '
-                                 f'got {card["input_size"]!r}')
-    for key in ('mean', 'std'):
-        value = card[key]
-        if not isinstance(value, list) or len(value) != 3 \
-                or not all(isinstance(v, (int, float)) for v in value):
-            raise ExportedModelError(f'{path}: {key} must be 3 numbers, got {value!r}')
-    classes = card['classes']
-    for task in tasks:
-        names = classes.get(task) if isinstance(classes, dict) else None
-        if not isinstance(names, list) or not names:
-            raise ExportedModelError(f'{path}: classes must list the {task} class names, '
-                                     f'got {names!r}')
-    export = card.get('export')
-    if not isinstance(export, dict) or not isinstance(export.get(fmt), dict):
-        raise ExportedModelError(
-            f'{path}: the model card has no export.{fmt} section, so it does not describe a '
-            f'{fmt} export (was the file exported with mtl-perception export?)')
-    return card
-
-
-def read_export_card(artifact: str | os.PathLike, fmt: str) -> dict:
+def read_export_card(artifact: str | os.PathLike, fmt: str) -> ModelCard:
     """
     Read and check the model card beside an exported file.
 
-    :raises ExportedModelError: naming the card when it is missing, not YAML, lacks what
-        the Predictor needs (tasks, input_size, mean, std, classes) or has no
-        ``export.<fmt>`` section.
+    :raises ExportedModelError: naming the card when it is missing, not YAML, invalid, or
+        has no ``export.<fmt>`` section.
     """
     path = card_path(artifact)
     if not path.is_file():
         raise ExportedModelError(f'{path}: model card not found beside {artifact} (an export '
                                  'needs its <stem>.yaml for the classes and preprocessing)')
     try:
-        card = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ExportedModelError(f'{path}: the model card is not valid YAML: {error}') from error
-    return _check_runtime_card(card, path, fmt)
+        card = ModelCard.load(path)
+    except ModelCardError as error:
+        raise ExportedModelError(str(error)) from error
+    if fmt not in card.export:
+        raise ExportedModelError(
+            f'{path}: the model card has no export.{fmt} section, so it does not describe a '
+            f'{fmt} export (was the file exported with mtl-perception export?)')
+    return card
 
 
-def output_names(card: dict) -> tuple[str, ...]:
-    """Return the raw output names of a network with the card's tasks, in order."""
-    return tuple(name for task in ('detection', 'segmentation') if task in card['tasks']
-                 for name in TASK_OUTPUTS[task])
-
-
-def read_anchors(artifact: str | os.PathLike, card: dict) -> np.ndarray | None:
+def read_anchors(artifact: str | os.PathLike, card: ModelCard) -> np.ndarray | None:
     """
     Return the default boxes float32 ``[A, 4]`` beside ``artifact`` (None without detection).
 
     :raises ExportedModelError: the file is missing, not a plain ``.npy`` array or not
         ``[A, 4]``.
     """
-    if 'detection' not in card['tasks']:
+    if 'detection' not in card.tasks:
         return None
     path = anchors_path(artifact)
     if not path.is_file():
@@ -194,20 +150,16 @@ def read_anchors(artifact: str | os.PathLike, card: dict) -> np.ndarray | None:
     return anchors.astype(np.float32)
 
 
-def _identity(card: dict) -> dict:
-    return {key: card.get(key) for key in IDENTITY_KEYS}
-
-
-def _card_to_update(artifact: str | os.PathLike, base_card: dict) -> dict | None:
+def _card_to_update(artifact: str | os.PathLike, base_card: ModelCard) -> ModelCard | None:
     """Return the card already beside ``artifact`` for the same network, else None."""
     path = card_path(artifact)
     existing = None
     if path.is_file():
         try:
-            existing = yaml.safe_load(path.read_text(encoding='utf-8'))
-        except (yaml.YAMLError, UnicodeDecodeError):
+            existing = ModelCard.load(path)
+        except ModelCardError:
             existing = None
-    if isinstance(existing, dict) and _identity(existing) == _identity(base_card):
+    if existing is not None and existing.identity() == base_card.identity():
         return existing
     stem = stem_of(artifact)
     weights = stem.with_name(stem.name + WEIGHTS_SUFFIX)
@@ -219,34 +171,26 @@ def _card_to_update(artifact: str | os.PathLike, base_card: dict) -> dict | None
     return None
 
 
-def check_card_writable(artifact: str | os.PathLike, base_card: dict) -> None:
+def check_card_writable(artifact: str | os.PathLike, base_card: ModelCard) -> None:
     """Raise ValueError now if ``write_export_card`` would refuse to write this card."""
     _card_to_update(artifact, base_card)
 
 
-def write_export_card(artifact: str | os.PathLike, base_card: dict, fmt: str,
+def write_export_card(artifact: str | os.PathLike, base_card: ModelCard, fmt: str,
                       info: dict) -> Path:
     """
     Write the card beside ``artifact``: ``base_card`` plus ``export.<fmt>`` = ``info``.
 
-    A card already there for the same network (same ``IDENTITY_KEYS``) keeps its other
+    A card already there for the same network (same ``ModelCard.identity``) keeps its other
     keys and export entries. A card for another network is replaced, unless a checkpoint
     (``<stem>.safetensors``) lies beside it: that card belongs to the checkpoint.
 
     :raises ValueError: the card would overwrite a checkpoint's card for another network.
     """
-    path = card_path(artifact)
     card = _card_to_update(artifact, base_card)
     if card is None:
-        card = {key: value for key, value in base_card.items() if key != 'export'}
-    exports = card.get('export') if isinstance(card.get('export'), dict) else {}
-    exports[fmt] = info
-    card['export'] = exports
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(card, stream, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+        card = base_card.with_changes(export={})
+    return card.with_export(fmt, info).save(card_path(artifact))
 
 
 def write_anchors(artifact: str | os.PathLike, anchors: np.ndarray | None) -> Path | None:

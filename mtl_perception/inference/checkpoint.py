@@ -22,25 +22,18 @@ are derived from the same arguments, and ``save_checkpoint`` checks that a netwo
 from the card reproduces the saved model's keys, shapes and default boxes.
 """
 
-import datetime
-import math
 import os
 from pathlib import Path
 
 import mtl_perception
-from mtl_perception.modeling import build_model, list_models, MultiTaskModel, TASKS
+from mtl_perception.model_card import ModelCard, ModelCardError, utc_now
+from mtl_perception.modeling import build_model, list_models, MultiTaskModel
 from safetensors import safe_open
 from safetensors.torch import save_file
 import torch
-import yaml
 
-FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = '.safetensors'
 CARD_SUFFIX = '.yaml'
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-REQUIRED_CARD_KEYS = ('name', 'architecture', 'arch_kwargs', 'tasks', 'input_size', 'mean',
-                      'std', 'classes', 'format_version')
 
 # How many offending keys an error message lists before eliding the rest.
 _LISTED = 5
@@ -63,44 +56,29 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
             path.with_name(path.name + CARD_SUFFIX))
 
 
-def _plain(value):
-    """Convert tuples and numpy/torch scalars to plain YAML types (lists, int, float)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, bool, int, float)) or value is None:
-        return value
-    if hasattr(value, 'item'):
-        return value.item()
-    raise ValueError(f'card value {value!r} of type {type(value).__name__} is not '
-                     'representable in YAML')
+def _check_architecture(card: ModelCard, source) -> None:
+    if card.architecture not in list_models():
+        raise CheckpointError(f'{source}: unknown architecture {card.architecture!r}; '
+                              f'known: {list_models()}')
 
 
-def _model_num_classes(model: MultiTaskModel) -> dict[str, int]:
-    return {task: int(model.heads[task].num_classes) for task in model.tasks}
-
-
-def complete_card(model: MultiTaskModel, card: dict) -> dict:
+def complete_card(model: MultiTaskModel, card: dict | ModelCard) -> ModelCard:
     """
-    Return ``card`` with defaults filled in and checked against ``model``.
+    Return the full ``ModelCard`` of ``model`` from a partial one, checked against the model.
 
     ``card`` needs 'name', 'architecture' (a registry name) and 'classes'
-    ({task: [names]} for every task of the model); 'arch_kwargs' (default {}), 'mean'
-    and 'std' (default ImageNet), 'recipe' and 'metrics' (default {}) are optional;
-    'tasks' and 'input_size' default to the model's and must match it if given.
+    ({task: [names]} for every task of the model); 'arch_kwargs', 'mean' and 'std'
+    (default ImageNet), 'recipe' and 'metrics' are optional; 'tasks' and 'input_size'
+    default to the model's and must match it if given. Further keys are kept.
 
     Errors:
-        ValueError: a required key is missing or the card disagrees with the model.
+        ValueError: a required key is missing, a value is malformed, or the card
+            disagrees with the model.
     """
+    if isinstance(card, ModelCard):
+        card = card.to_dict()
     if not isinstance(card, dict):
         raise ValueError(f'card must be a dict, got {type(card).__name__}')
-    missing = [key for key in ('name', 'architecture', 'classes') if key not in card]
-    if missing:
-        raise ValueError(f'card lacks the keys {missing}')
-    if card['architecture'] not in list_models():
-        raise ValueError(f'unknown architecture {card["architecture"]!r}; '
-                         f'known: {list_models()}')
     tasks = list(card.get('tasks', model.tasks))
     if tuple(tasks) != tuple(model.tasks):
         raise ValueError(f'card tasks {tasks} differ from the model tasks {list(model.tasks)}')
@@ -108,48 +86,36 @@ def complete_card(model: MultiTaskModel, card: dict) -> dict:
     if input_size != model.input_size:
         raise ValueError(f'card input_size {input_size} differs from the model input size '
                          f'{model.input_size}')
-    classes = card['classes']
-    if not isinstance(classes, dict):
-        raise ValueError(f"card 'classes' must map task -> list of names, got {classes!r}")
-    for task, count in _model_num_classes(model).items():
-        names = classes.get(task)
-        if not isinstance(names, (list, tuple)) or len(names) != count:
+    data = {**card, 'tasks': tasks, 'input_size': input_size,
+            'created': utc_now(), 'package_version': mtl_perception.__version__}
+    full = ModelCard.from_dict(data, source='card', required=('name', 'architecture',
+                                                              'classes'))
+    _check_architecture(full, 'card')
+    for task, count in model_num_classes(model).items():
+        if len(full.classes[task]) != count:
             raise ValueError(f'the model has {count} {task} classes but the card lists '
-                             f'{names!r}')
-    full = {
-        'name': card['name'],
-        'architecture': card['architecture'],
-        'arch_kwargs': dict(card.get('arch_kwargs') or {}),
-        'tasks': tasks,
-        'input_size': int(input_size),
-        'mean': list(card.get('mean', IMAGENET_MEAN)),
-        'std': list(card.get('std', IMAGENET_STD)),
-        'classes': {task: [str(n) for n in classes[task]] for task in tasks},
-        'recipe': card.get('recipe') or {},
-        'metrics': card.get('metrics') or {},
-        'format_version': FORMAT_VERSION,
-        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'package_version': mtl_perception.__version__,
-    }
-    # Any further keys the caller gave (e.g. a description) are kept after the standard ones.
-    full.update({key: value for key, value in card.items() if key not in full})
-    return _plain(full)
+                             f'{list(full.classes[task])}')
+    return full
 
 
-def build_from_card(card: dict, *, source: str | os.PathLike = '<card>') -> MultiTaskModel:
+def model_num_classes(model: MultiTaskModel) -> dict[str, int]:
+    """Return task -> number of classes of ``model``'s heads."""
+    return {task: int(model.heads[task].num_classes) for task in model.tasks}
+
+
+def build_from_card(card: ModelCard, *, source: str | os.PathLike = '<card>'
+                    ) -> MultiTaskModel:
     """
     Build the (randomly initialised) network a validated card describes.
 
     Errors:
         CheckpointError: naming ``source`` when the registry rejects the card's arguments.
     """
-    num_classes = {task: len(card['classes'][task]) for task in card['tasks']}
     try:
-        return build_model(card['architecture'], num_classes=num_classes,
-                           input_size=card['input_size'], tasks=tuple(card['tasks']),
-                           **card['arch_kwargs'])
+        return build_model(card.architecture, num_classes=card.num_classes,
+                           input_size=card.input_size, tasks=card.tasks, **card.arch_kwargs)
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f'{source}: cannot build {card["architecture"]!r} from the card: '
+        raise CheckpointError(f'{source}: cannot build {card.architecture!r} from the card: '
                               f'{error}') from error
 
 
@@ -209,10 +175,10 @@ def save_checkpoint(model: MultiTaskModel, path: str | os.PathLike, card: dict, 
             raise ValueError(f'the card does not reproduce the model: {"; ".join(problems)}')
     metadata = {
         'format': 'pt',
-        'mtl_perception_format_version': str(FORMAT_VERSION),
-        'architecture': full_card['architecture'],
-        'tasks': ','.join(full_card['tasks']),
-        'name': str(full_card['name']),
+        'mtl_perception_format_version': str(full_card.format_version),
+        'architecture': full_card.architecture,
+        'tasks': ','.join(full_card.tasks),
+        'name': full_card.name,
     }
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     # Write under temporary names and rename, so a crash never leaves a half-written
@@ -220,55 +186,13 @@ def save_checkpoint(model: MultiTaskModel, path: str | os.PathLike, card: dict, 
     tmp_weights = weights_path.with_name(weights_path.name + '.tmp')
     tmp_card = card_path.with_name(card_path.name + '.tmp')
     save_file(state, str(tmp_weights), metadata=metadata)
-    with open(tmp_card, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(full_card, stream, sort_keys=False)
+    full_card.save(tmp_card)
     os.replace(tmp_weights, weights_path)
     os.replace(tmp_card, card_path)
     return weights_path, card_path
 
 
-def _check_card(card, card_path: Path) -> dict:
-    if not isinstance(card, dict):
-        raise CheckpointError(f'{card_path}: the model card is not a YAML mapping '
-                              f'(got {type(card).__name__})')
-    missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
-    if missing:
-        raise CheckpointError(f'{card_path}: the model card lacks the keys {missing}')
-    version = card['format_version']
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise CheckpointError(f'{card_path}: unsupported format_version {version!r} '
-                              f'(this package reads 1..{FORMAT_VERSION})')
-    if card['architecture'] not in list_models():
-        raise CheckpointError(f'{card_path}: unknown architecture {card["architecture"]!r}; '
-                              f'known: {list_models()}')
-    tasks = card['tasks']
-    if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks) \
-            or len(set(tasks)) != len(tasks):
-        raise CheckpointError(f'{card_path}: tasks must be a non-empty list from {TASKS}, '
-                              f'got {tasks!r}')
-    if not isinstance(card['input_size'], int) or card['input_size'] < 1:
-        raise CheckpointError(f'{card_path}: input_size must be a positive int, '
-                              f'got {card["input_size"]!r}')
-    if not isinstance(card['arch_kwargs'], dict):
-        raise CheckpointError(f'{card_path}: arch_kwargs must be a mapping, '
-                              f'got {card["arch_kwargs"]!r}')
-    for key in ('mean', 'std'):
-        value = card[key]
-        if not isinstance(value, list) or len(value) != 3 or not all(
-                isinstance(v, (int, float)) and math.isfinite(v) for v in value) \
-                or (key == 'std' and min(value) <= 0):
-            raise CheckpointError(f'{card_path}: {key} must be 3 finite numbers'
-                                  f'{" > 0" if key == "std" else ""}, got {value!r}')
-    classes = card['classes']
-    for task in tasks:
-        names = classes.get(task) if isinstance(classes, dict) else None
-        if not isinstance(names, list) or not names:
-            raise CheckpointError(f'{card_path}: classes must list the {task} class names, '
-                                  f'got {names!r}')
-    return card
-
-
-def load_card(path: str | os.PathLike) -> dict:
+def load_card(path: str | os.PathLike) -> ModelCard:
     """
     Read and validate the model card of the checkpoint ``path`` (any of its names).
 
@@ -277,19 +201,16 @@ def load_card(path: str | os.PathLike) -> dict:
             required key, names an unknown architecture or holds malformed values.
     """
     _, card_path = checkpoint_paths(path)
-    if not card_path.is_file():
-        raise CheckpointError(f'{card_path}: model card not found')
     try:
-        with open(card_path, encoding='utf-8') as stream:
-            card = yaml.safe_load(stream)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise CheckpointError(f'{card_path}: the model card is not valid YAML: '
-                              f'{error}') from error
-    return _check_card(card, card_path)
+        card = ModelCard.load(card_path)
+    except ModelCardError as error:
+        raise CheckpointError(str(error)) from error
+    _check_architecture(card, card_path)
+    return card
 
 
 def load_checkpoint(path: str | os.PathLike,
-                    device: str | torch.device = 'cpu') -> tuple[MultiTaskModel, dict]:
+                    device: str | torch.device = 'cpu') -> tuple[MultiTaskModel, ModelCard]:
     """
     Rebuild the network from its card and load its weights (strict, no pickle).
 
@@ -316,15 +237,15 @@ def load_checkpoint(path: str | os.PathLike,
         # so loading never holds a second full copy of the weights.
         with safe_open(str(weights_path), framework='pt', device='cpu') as weights:
             stored_arch = (weights.metadata() or {}).get('architecture')
-            if stored_arch is not None and stored_arch != card['architecture']:
+            if stored_arch is not None and stored_arch != card.architecture:
                 raise CheckpointError(
                     f'{weights_path}: weights were saved for {stored_arch!r} but the card '
-                    f'names {card["architecture"]!r}')
+                    f'names {card.architecture!r}')
             found = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
             problems = _mismatches({k: tuple(v.shape) for k, v in params.items()}, found)
             if problems:
                 raise CheckpointError(
-                    f'{weights_path}: weights do not match the {card["architecture"]!r} '
+                    f'{weights_path}: weights do not match the {card.architecture!r} '
                     f'network of the card: {"; ".join(problems)}')
             with torch.no_grad():
                 for key, target in params.items():

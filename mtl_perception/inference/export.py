@@ -42,6 +42,7 @@ import warnings
 from mtl_perception.inference import artifacts
 from mtl_perception.inference.checkpoint import build_from_card, load_checkpoint
 from mtl_perception.inference.preprocess import preprocess
+from mtl_perception.model_card import INPUT_NAME, ModelCard, utc_now
 from mtl_perception.modeling import MultiTaskModel
 import numpy as np
 import torch
@@ -84,24 +85,24 @@ def sample_images(count: int = 4, seed: int = 0) -> list[np.ndarray]:
     return images
 
 
-def resize_network(model: MultiTaskModel, card: dict, input_size: int) -> MultiTaskModel:
+def resize_network(model: MultiTaskModel, card: ModelCard, input_size: int) -> MultiTaskModel:
     """
     Return ``model`` rebuilt for ``input_size`` with the same weights (new default boxes).
 
     :raises ValueError: the architecture cannot run at that size, or its layers differ
         at that size so the trained weights do not fit.
     """
-    if input_size == card['input_size']:
+    if input_size == card.input_size:
         return model
-    resized = build_from_card(dict(card, input_size=input_size))
+    resized = build_from_card(card.with_changes(input_size=input_size))
     try:
         resized.load_state_dict(model.state_dict(), strict=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise ValueError(
-            f'cannot export {card["architecture"]} at input size {input_size}: its layers '
-            f'differ from the {card["input_size"]} px network ({first}); export at '
-            f'{card["input_size"]} or retrain at {input_size}') from error
+            f'cannot export {card.architecture} at input size {input_size}: its layers '
+            f'differ from the {card.input_size} px network ({first}); export at '
+            f'{card.input_size} or retrain at {input_size}') from error
     return resized.eval()
 
 
@@ -117,14 +118,14 @@ def _run_exporter(wrapper: torch.nn.Module, path: Path, size: int, names: list[s
         if exporter == 'dynamo':
             shapes = ({'images': {0: torch.export.Dim('batch', min=1, max=1024)}}
                       if dynamic_batch else None)
-            torch.onnx.export(wrapper, example, str(path), input_names=[artifacts.INPUT_NAME],
+            torch.onnx.export(wrapper, example, str(path), input_names=[INPUT_NAME],
                               output_names=names, opset_version=opset,
                               dynamic_shapes=shapes, dynamo=True, verbose=False,
                               external_data=False)  # one file: it is renamed after checks
         else:
-            axes = ({name: {0: 'batch'} for name in [artifacts.INPUT_NAME, *names]}
+            axes = ({name: {0: 'batch'} for name in [INPUT_NAME, *names]}
                     if dynamic_batch else None)
-            torch.onnx.export(wrapper, example, str(path), input_names=[artifacts.INPUT_NAME],
+            torch.onnx.export(wrapper, example, str(path), input_names=[INPUT_NAME],
                               output_names=names, opset_version=opset, dynamic_axes=axes,
                               do_constant_folding=True, dynamo=False)
 
@@ -135,7 +136,7 @@ def _torch_outputs(model: MultiTaskModel, batch: np.ndarray) -> dict[str, np.nda
     return {name: t.float().numpy() for name, t in zip(model.output_names, outputs)}
 
 
-def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: dict,
+def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: ModelCard,
                 images: Sequence[np.ndarray], *, dynamic_batch: bool,
                 tolerance: float) -> dict[str, dict]:
     """
@@ -149,14 +150,14 @@ def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: dict,
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = onnxruntime.InferenceSession(str(onnx_path), options,
                                            providers=['CPUExecutionProvider'])
-    batch = np.concatenate([preprocess(image, card['input_size'], card['mean'], card['std'])
+    batch = np.concatenate([preprocess(image, card.input_size, card.mean, card.std)
                             for image in images])
     # A dynamic export runs the whole batch at once, which also checks the batch axis.
     chunks = [batch] if dynamic_batch else [batch[i:i + 1] for i in range(len(batch))]
     names = list(model.output_names)
     onnx_parts = {name: [] for name in names}
     for chunk in chunks:
-        for name, value in zip(names, session.run(names, {artifacts.INPUT_NAME: chunk})):
+        for name, value in zip(names, session.run(names, {INPUT_NAME: chunk})):
             onnx_parts[name].append(value)
     reference = _torch_outputs(model, batch)
     stats = {}
@@ -172,7 +173,7 @@ def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: dict,
     return stats
 
 
-def export_model_onnx(model: MultiTaskModel, card: dict, output: str | os.PathLike, *,
+def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.PathLike, *,
                       opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
                       tolerance: float = DEFAULT_TOLERANCE,
                       images: Sequence[np.ndarray] | None = None,
@@ -181,7 +182,7 @@ def export_model_onnx(model: MultiTaskModel, card: dict, output: str | os.PathLi
     """
     Export ``model`` (described by ``card``) to ``output`` and verify it; see the module doc.
 
-    :param model: the network, at ``card['input_size']``.
+    :param model: the network, at ``card.input_size``.
     :param card: its model card (as ``load_card`` returns it).
     :param output: the ``.onnx`` path; the card and default boxes go beside it.
     :param opset: ONNX opset version.
@@ -210,7 +211,7 @@ def export_model_onnx(model: MultiTaskModel, card: dict, output: str | os.PathLi
 
     model = model.eval()
     wrapper = _RawOutputs(model).eval()  # eval on the wrapper too: export restores its mode
-    size = int(card['input_size'])
+    size = card.input_size
     names = list(model.output_names)
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(suffix='.onnx', prefix=f'.{output.stem}.',
@@ -242,7 +243,7 @@ def export_model_onnx(model: MultiTaskModel, card: dict, output: str | os.PathLi
             'format': 'onnx',
             'opset': int(opset),
             'exporter': exporter,
-            'input_name': artifacts.INPUT_NAME,
+            'input_name': INPUT_NAME,
             'output_names': names,
             'input_size': size,
             'dynamic_batch': bool(dynamic_batch),
@@ -253,7 +254,7 @@ def export_model_onnx(model: MultiTaskModel, card: dict, output: str | os.PathLi
             'onnx_version': onnx.__version__,
             'onnxruntime_version': onnxruntime.__version__,
             'source': source,
-            'created': artifacts.utc_now(),
+            'created': utc_now(),
         }
         anchors = (model.anchors.detach().float().cpu().numpy()
                    if 'detection' in model.tasks else None)
@@ -274,8 +275,8 @@ def export_checkpoint_onnx(checkpoint: str | os.PathLike, output: str | os.PathL
     :param input_size: export at this input size instead of the checkpoint's.
     """
     model, card = load_checkpoint(checkpoint)
-    if input_size is not None and input_size != card['input_size']:
+    if input_size is not None and input_size != card.input_size:
         model = resize_network(model, card, int(input_size))
-        card = dict(card, input_size=int(input_size))
+        card = card.with_changes(input_size=int(input_size))
     options.setdefault('source', str(checkpoint))
     return export_model_onnx(model, card, output, **options)

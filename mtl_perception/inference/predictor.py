@@ -15,26 +15,21 @@
 """
 The Predictor: image -> preprocess -> backend -> decode/NMS and mask -> Prediction.
 
-Everything except running the network is done here, once for all backends. The mask
-is the argmax of the segmentation logits at the network resolution, resized to the
-image with nearest-neighbour sampling. Resizing the K-channel logits bilinearly and
-taking the argmax at full size would cost K times as many interpolated values (about
-40 M for 21 classes at 1920x1080) for boundaries the network never resolved: its
-logits are themselves upsampled from a stride-8 map, so both give the same label
-except within about one network-input pixel of a class boundary.
+Everything except running the network is done here, once for all backends, with the
+torch-free decoding of ``inference.decode``: a Predictor on ONNX Runtime or TensorRT runs
+with numpy alone.
 """
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 import threading
 import time
 from typing import Sequence
 
 from mtl_perception.inference.backends import Backend, create_backend
+from mtl_perception.inference.decode import decode_image_detections, decode_mask
 from mtl_perception.inference.preprocess import preprocess, validate_image
-from mtl_perception.modeling.postprocess import decode_image_detections
+from mtl_perception.model_card import ModelCard
 import numpy as np
-from PIL import Image
 
 
 @dataclass
@@ -71,7 +66,7 @@ class Predictor:
 
     Inputs:
         backend: a loaded ``Backend``.
-        card: the model card (tasks, input_size, mean, std, classes).
+        card: the model card (tasks, input size, mean, std, classes).
         anchors: float32 ``[A, 4]`` default boxes ``(cx, cy, w, h)`` in ``[0, 1]``;
             required when the model detects, ignored otherwise.
         score_threshold: minimum class probability of a returned box.
@@ -79,7 +74,7 @@ class Predictor:
         max_detections: most boxes returned per image.
     """
 
-    def __init__(self, backend: Backend, card: dict, *, anchors: np.ndarray | None,
+    def __init__(self, backend: Backend, card: ModelCard, *, anchors: np.ndarray | None,
                  score_threshold: float = 0.3, nms_threshold: float = 0.45,
                  max_detections: int = 100) -> None:
         """Check the thresholds and keep the backend."""
@@ -91,15 +86,15 @@ class Predictor:
             raise ValueError(f'max_detections must be >= 1, got {max_detections}')
         self.backend: Backend | None = backend
         self.card = card
-        self.tasks: tuple[str, ...] = tuple(card['tasks'])
+        self.tasks: tuple[str, ...] = card.tasks
         self.class_names: dict[str, list[str]] = {
-            task: list(card['classes'][task]) for task in self.tasks}
-        self.input_size = int(card['input_size'])
+            task: list(card.classes[task]) for task in self.tasks}
+        self.input_size = card.input_size
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.max_detections = int(max_detections)
-        self._mean = tuple(card['mean'])
-        self._std = tuple(card['std'])
+        self._mean = card.mean
+        self._std = card.std
         self._anchors = None
         if 'detection' in self.tasks:
             anchors = np.asarray(anchors, dtype=np.float32) if anchors is not None else None
@@ -212,11 +207,7 @@ class Predictor:
               image_hw: tuple[int, int]) -> np.ndarray | None:
         if 'segmentation' not in self.tasks:
             return None
-        mask = argmax_uint8(outputs['seg_logits'][index])
-        height, width = image_hw
-        if mask.shape != (height, width):
-            mask = resize_nearest(mask, height, width)
-        return mask
+        return decode_mask(outputs['seg_logits'][index], *image_hw)
 
     def close(self) -> None:
         """Release the backend and its model (idempotent)."""
@@ -232,51 +223,3 @@ class Predictor:
         """Close the predictor."""
         self.close()
 
-
-def argmax_uint8(logits: np.ndarray) -> np.ndarray:
-    """
-    Return the per-pixel argmax of ``logits`` as uint8.
-
-    :param logits: ``[K, H, W]`` class scores, K <= 256.
-    :return: uint8 ``[H, W]``; ties go to the lowest class index, as ``np.argmax``.
-    """
-    if logits.ndim != 3 or not 1 <= logits.shape[0] <= 256:
-        raise ValueError(f'logits must have shape [K, H, W] with 1 <= K <= 256, '
-                         f'got {list(logits.shape)}')
-    # A running maximum over K contiguous planes is several times faster than
-    # np.argmax(axis=0), which walks the K values of each pixel with a stride.
-    best = logits[0].copy()
-    index = np.zeros(best.shape, np.uint8)
-    for k in range(1, logits.shape[0]):
-        better = logits[k] > best
-        np.copyto(index, np.uint8(k), where=better)
-        np.maximum(best, logits[k], out=best)
-    return index
-
-
-def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """
-    Resize a 2-D mask with nearest-neighbour sampling, identical to PIL's NEAREST.
-
-    :param mask: ``[h, w]`` array (any dtype).
-    :return: ``[height, width]`` array of the same dtype.
-    """
-    if mask.ndim != 2:
-        raise ValueError(f'mask must have shape [H, W], got {list(mask.shape)}')
-    rows = _nearest_index(mask.shape[0], height)
-    cols = _nearest_index(mask.shape[1], width)
-    return mask.take(cols, axis=1).take(rows, axis=0)
-
-
-@lru_cache(maxsize=64)
-def _nearest_index(size_in: int, size_out: int) -> np.ndarray:
-    """
-    Source index of each output position along one axis, as PIL's NEAREST picks it.
-
-    :return: read-only intp ``[size_out]``; asking PIL with an index ramp keeps its
-        fixed-point rounding exactly.
-    """
-    ramp = Image.fromarray(np.arange(size_in, dtype=np.int32)[None, :])
-    index = np.asarray(ramp.resize((size_out, 1), Image.NEAREST))[0].astype(np.intp)
-    index.setflags(write=False)
-    return index

@@ -16,7 +16,8 @@
 """
 Evaluation metrics: detection AP (VOC and COCO) and segmentation mIoU.
 
-This package depends only on numpy, torch and pycocotools.
+This package depends only on numpy and pycocotools; it takes torch tensors too, without
+importing torch.
 """
 
 from mtl_perception.metrics.average_precision import average_precision, box_iou

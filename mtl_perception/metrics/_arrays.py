@@ -17,17 +17,16 @@
 from typing import Any
 
 import numpy as np
-import torch
 
 
 def to_numpy(value: Any, name: str, dtype: Any = None) -> np.ndarray:
     """
     Return ``value`` (numpy array, torch tensor or sequence) as a numpy array.
 
-    Torch tensors are detached and moved to the CPU first. ``name`` is only used
-    in error messages.
+    Torch tensors are detached and moved to the CPU first (recognised by their methods, so
+    this module never imports torch). ``name`` is only used in error messages.
     """
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, 'detach') and hasattr(value, 'cpu'):
         value = value.detach().cpu().numpy()
     try:
         array = np.asarray(value)

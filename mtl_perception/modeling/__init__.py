@@ -22,7 +22,6 @@ from mtl_perception.modeling.backbones import build_backbone
 from mtl_perception.modeling.box_coder import decode, encode
 from mtl_perception.modeling.fcn import FCNHead
 from mtl_perception.modeling.multitask import MultiTaskModel, TASKS
-from mtl_perception.modeling.postprocess import decode_detections
 from mtl_perception.modeling.registry import build_model, list_models, register_model
 from mtl_perception.modeling.ssd import SSDHead
 
@@ -30,7 +29,6 @@ __all__ = [
     'build_backbone',
     'build_model',
     'decode',
-    'decode_detections',
     'default_boxes',
     'encode',
     'FCNHead',

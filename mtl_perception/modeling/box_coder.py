@@ -22,9 +22,8 @@ box ``(acx, acy, aw, ah)`` (all normalised to ``[0, 1]``) the encoded offsets ar
 
 from typing import Sequence
 
+from mtl_perception.model_card import BOX_VARIANCES
 import torch
-
-DEFAULT_VARIANCES = (0.1, 0.2)
 
 # Keeps log() finite for degenerate (zero-size) boxes.
 _MIN_SIZE = 1e-6
@@ -36,7 +35,7 @@ def _check_last_dim(name: str, tensor: torch.Tensor) -> None:
 
 
 def encode(boxes: torch.Tensor, anchors: torch.Tensor,
-           variances: Sequence[float] = DEFAULT_VARIANCES) -> torch.Tensor:
+           variances: Sequence[float] = BOX_VARIANCES) -> torch.Tensor:
     """
     Encode matched boxes against their default boxes.
 
@@ -59,7 +58,7 @@ def encode(boxes: torch.Tensor, anchors: torch.Tensor,
 
 
 def decode(loc: torch.Tensor, anchors: torch.Tensor,
-           variances: Sequence[float] = DEFAULT_VARIANCES) -> torch.Tensor:
+           variances: Sequence[float] = BOX_VARIANCES) -> torch.Tensor:
     """
     Decode predicted offsets into boxes.
 

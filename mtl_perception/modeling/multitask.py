@@ -20,26 +20,11 @@ and the pair of single-task networks differ only in the task list.
 
 from typing import Sequence
 
+from mtl_perception.model_card import output_names, TASKS, validate_tasks
 import torch
 from torch import nn
 
-TASKS = ('detection', 'segmentation')
-
-# forward_raw output names per task, in the fixed order of ``TASKS``.
-_RAW_OUTPUTS = {'detection': ('loc', 'scores'), 'segmentation': ('seg_logits',)}
-
-
-def validate_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
-    """Return ``tasks`` in canonical order; raise ValueError if empty, unknown or repeated."""
-    tasks = tuple(tasks)
-    if not tasks:
-        raise ValueError(f'tasks must be a non-empty subset of {TASKS}, got ()')
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f'unknown tasks {unknown}; known: {TASKS}')
-    if len(set(tasks)) != len(tasks):
-        raise ValueError(f'repeated task in {tasks}')
-    return tuple(t for t in TASKS if t in tasks)
+__all__ = ['MultiTaskModel', 'TASKS', 'validate_tasks']
 
 
 class MultiTaskModel(nn.Module):
@@ -70,8 +55,7 @@ class MultiTaskModel(nn.Module):
         self.input_size = input_size
         self.backbone = backbone
         self.heads = nn.ModuleDict({t: heads[t] for t in self.tasks})
-        self.output_names: tuple[str, ...] = tuple(
-            name for t in self.tasks for name in _RAW_OUTPUTS[t])
+        self.output_names: tuple[str, ...] = output_names(self.tasks)
 
     @property
     def anchors(self) -> torch.Tensor:

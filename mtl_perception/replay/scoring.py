@@ -37,13 +37,13 @@ import struct
 from typing import Mapping, Optional, Sequence
 
 from mtl_perception.metrics import DetectionEvaluator, SegmentationEvaluator
+from mtl_perception.model_card import TASKS
 import numpy as np
 from PIL import Image as PILImage
 
 __all__ = ['GroundTruth', 'TimingScore', 'cdr_stamp_ns', 'percentiles', 'score_accuracy',
            'score_timing']
 
-TASKS = ('detection', 'segmentation')
 VOID = 255
 VOID_PREDICTION = 'void_prediction'
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import sys
 import threading
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mtl_perception.inference.predictor import Predictor
@@ -42,6 +42,7 @@ from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
 from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
+from mtl_perception.variants import NodeVariant, VARIANTS
 import numpy as np
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -101,12 +102,12 @@ def _load_predictors(settings: NodeSettings) -> list:
 
 
 class PerceptionNode(LifecycleNode):
-    """Lifecycle node running one Predictor for ``tasks`` on an image stream."""
+    """Lifecycle node running one Predictor for a variant's tasks on an image stream."""
 
-    def __init__(self, node_name: str, tasks: Sequence[str], demo_model: str, **kwargs) -> None:
-        super().__init__(node_name, **kwargs)
-        self.tasks = tuple(tasks)
-        self._demo_checkpoint = _demo_checkpoint(demo_model)
+    def __init__(self, variant: NodeVariant, **kwargs) -> None:
+        super().__init__(variant.node_name, **kwargs)
+        self.tasks = variant.tasks
+        self._demo_checkpoint = _demo_checkpoint(variant.demo_model)
         for spec in PARAMETERS:
             default = spec.default
             if spec.name == 'checkpoint' and self._demo_checkpoint is not None:
@@ -213,7 +214,7 @@ class PerceptionNode(LifecycleNode):
             worker.start()
         self._active = True
         self.get_logger().info(
-            f'active: {predictor.card.get("name", "model")} ({predictor.input_size} px input), '
+            f'active: {predictor.card.name} ({predictor.input_size} px input), '
             f'{len(predictors)} inference worker(s), '
             f'{settings.inference_threads or "default"} thread(s) each')
         return result
@@ -362,18 +363,17 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics_publisher.publish(message)
 
 
-def run(node_name: str, tasks: Sequence[str], demo_model: str,
-        args: Optional[list] = None) -> int:
+def run(variant: NodeVariant, args: Optional[list] = None) -> int:
     """Create the node, spin it until shutdown and clean up; return the exit code."""
     rclpy.init(args=args)
     node = None
     try:
-        node = PerceptionNode(node_name, tasks, demo_model)
+        node = PerceptionNode(variant)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterException as error:
-        print(f'{node_name}: invalid parameter: {error}', file=sys.stderr, flush=True)
+        print(f'{variant.node_name}: invalid parameter: {error}', file=sys.stderr, flush=True)
         return 2
     finally:
         if node is not None:
@@ -384,14 +384,14 @@ def run(node_name: str, tasks: Sequence[str], demo_model: str,
 
 def multitask_main(args: Optional[list] = None) -> int:
     """Run the multitask node (detection + segmentation from one network)."""
-    return run('multitask_node', ('detection', 'segmentation'), 'uav_synthetic_multitask', args)
+    return run(VARIANTS['multitask'], args)
 
 
 def detection_main(args: Optional[list] = None) -> int:
     """Run the single-task baseline detection node."""
-    return run('detection_node', ('detection',), 'uav_synthetic_detection', args)
+    return run(VARIANTS['detection'], args)
 
 
 def segmentation_main(args: Optional[list] = None) -> int:
     """Run the single-task baseline segmentation node."""
-    return run('segmentation_node', ('segmentation',), 'uav_synthetic_segmentation', args)
+    return run(VARIANTS['segmentation'], args)

@@ -22,10 +22,10 @@ the Predictor so that every backend gives the same answers from the same raw out
 
 import abc
 
+from mtl_perception.model_card import ModelCard, OUTPUT_NAMES
 import numpy as np
 
-# Every output a backend can return, in the order networks emit them.
-OUTPUT_NAMES = ('loc', 'scores', 'seg_logits')
+__all__ = ['Backend', 'OUTPUT_NAMES']
 
 
 class Backend(abc.ABC):
@@ -33,7 +33,7 @@ class Backend(abc.ABC):
     One loaded network.
 
     Subclasses set, in their constructor:
-        card: the model card (dict, see ``inference.checkpoint``).
+        card: the model card (``model_card.ModelCard``).
         output_names: the outputs ``run`` returns, a subset of ``OUTPUT_NAMES`` in that
             order: 'loc' ``[N, A, 4]`` encoded offsets, 'scores' ``[N, A, C + 1]``
             softmax probabilities (0 = background), 'seg_logits' ``[N, K, S, S]``.
@@ -41,7 +41,7 @@ class Backend(abc.ABC):
             ``[0, 1]``, or None for a network without detection.
     """
 
-    card: dict
+    card: ModelCard
     output_names: tuple[str, ...]
     anchors: np.ndarray | None
 
@@ -54,7 +54,7 @@ class Backend(abc.ABC):
 
     def check_batch(self, batch: np.ndarray) -> None:
         """Raise ValueError naming the shape unless ``batch`` is float32 ``[N, 3, S, S]``."""
-        size = int(self.card['input_size'])
+        size = self.card.input_size
         if not isinstance(batch, np.ndarray) or batch.dtype != np.float32 \
                 or batch.ndim != 4 or batch.shape[0] < 1 or batch.shape[1:] != (3, size, size):
             shape = list(batch.shape) if isinstance(batch, np.ndarray) else type(batch).__name__

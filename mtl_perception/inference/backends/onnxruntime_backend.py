@@ -31,6 +31,7 @@ import re
 
 from mtl_perception.inference import artifacts
 from mtl_perception.inference.backends.base import Backend
+from mtl_perception.model_card import INPUT_NAME, ModelCard
 import numpy as np
 
 _DEVICE = re.compile(r'^(cpu|cuda)(?::(\d+))?$')
@@ -74,7 +75,7 @@ class OnnxRuntimeBackend(Backend):
     :param threads: intra-op threads (None: ONNX Runtime's default, one per core).
     """
 
-    def __init__(self, path: Path, card: dict, anchors: np.ndarray | None, *,
+    def __init__(self, path: Path, card: ModelCard, anchors: np.ndarray | None, *,
                  device: str = 'cpu', half: bool = False, threads: int | None = None) -> None:
         """Create the session and check the file against its card."""
         import onnxruntime
@@ -107,15 +108,15 @@ class OnnxRuntimeBackend(Backend):
         self.card = card
         self.anchors = anchors
         self.providers = tuple(self.session.get_providers())
-        self.output_names = artifacts.output_names(card)
+        self.output_names = card.output_names
         self._check_io()
 
     def _check_io(self) -> None:
         inputs = self.session.get_inputs()
-        size = int(self.card['input_size'])
-        if len(inputs) != 1 or inputs[0].name != artifacts.INPUT_NAME:
+        size = self.card.input_size
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
             raise artifacts.ExportedModelError(
-                f'{self.path}: expected one input named {artifacts.INPUT_NAME!r}, got '
+                f'{self.path}: expected one input named {INPUT_NAME!r}, got '
                 f'{[i.name for i in inputs]}')
         shape = inputs[0].shape
         if len(shape) != 4 or list(shape[1:]) != [3, size, size]:
@@ -127,7 +128,7 @@ class OnnxRuntimeBackend(Backend):
         missing = [name for name in self.output_names if name not in found]
         if missing:
             raise artifacts.ExportedModelError(
-                f'{self.path}: outputs {missing} missing for tasks {self.card["tasks"]} '
+                f'{self.path}: outputs {missing} missing for tasks {list(self.card.tasks)} '
                 f'(the file has {sorted(found)})')
         if self.anchors is not None:
             count = found['loc'][1]
@@ -145,7 +146,7 @@ class OnnxRuntimeBackend(Backend):
         names = list(self.output_names)
         # A fixed-batch export takes one image per run.
         step = self.batch_size or len(batch)
-        parts = [self.session.run(names, {artifacts.INPUT_NAME: batch[i:i + step]})
+        parts = [self.session.run(names, {INPUT_NAME: batch[i:i + step]})
                  for i in range(0, len(batch), step)]
         outputs = {name: np.concatenate([p[k] for p in parts]) if len(parts) > 1
                    else parts[0][k] for k, name in enumerate(names)}

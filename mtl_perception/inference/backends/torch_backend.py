@@ -15,7 +15,8 @@
 """PyTorch backend: runs ``MultiTaskModel.forward_raw`` on CPU or a CUDA device."""
 
 from mtl_perception.inference.backends.base import Backend
-from mtl_perception.inference.checkpoint import load_checkpoint
+from mtl_perception.inference.checkpoint import complete_card, load_checkpoint
+from mtl_perception.model_card import ModelCard
 from mtl_perception.modeling import MultiTaskModel
 import numpy as np
 import torch
@@ -55,18 +56,19 @@ class TorchBackend(Backend):
 
     Inputs:
         model: the network (moved to ``device`` and put in eval mode).
-        card: its model card.
+        card: its model card; a partial card (a dict, as during training) is completed
+            from the model.
         device: 'cpu', 'cuda' or 'cuda:N'.
         half: run in float16 (CUDA only); outputs are returned as float32.
     """
 
-    def __init__(self, model: MultiTaskModel, card: dict, *, device: str = 'cpu',
+    def __init__(self, model: MultiTaskModel, card: ModelCard | dict, *, device: str = 'cpu',
                  half: bool = False) -> None:
         """Place the model on ``device`` in eval mode."""
         self.device = resolve_device(device, half)
         self.dtype = torch.float16 if half else torch.float32
         self.model: MultiTaskModel | None = model.to(self.device, self.dtype).eval()
-        self.card = card
+        self.card = card if isinstance(card, ModelCard) else complete_card(model, card)
         self.output_names = tuple(model.output_names)
         self.anchors = (model.anchors.detach().float().cpu().numpy()
                         if 'detection' in model.tasks else None)

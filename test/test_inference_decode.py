@@ -11,10 +11,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""decode_detections: thresholds, class-wise NMS, limits."""
+"""inference.decode: thresholds, class-wise NMS, limits, in numpy."""
 
+from mtl_perception.inference.decode import decode_image_detections, nms
 from mtl_perception.modeling.box_coder import encode
-from mtl_perception.modeling.postprocess import decode_detections
+import numpy as np
 import pytest
 import torch
 
@@ -31,6 +32,16 @@ def _case(boxes, classes, probs, num_classes=3):
     return loc, scores, anchors
 
 
+def decode_detections(loc, scores, anchors, **options) -> list:
+    """Decode every image of a batch (torch tensors in) into dicts of numpy arrays."""
+    results = []
+    for image_loc, image_scores in zip(loc.numpy(), scores.numpy()):
+        boxes, kept, labels = decode_image_detections(image_loc, image_scores, anchors.numpy(),
+                                                      **options)
+        results.append({'boxes': boxes, 'scores': kept, 'labels': labels})
+    return results
+
+
 def test_nms_removes_overlapping_lower_score_box_of_same_class():
     loc, scores, anchors = _case(
         [[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5], [0.6, 0.6, 0.9, 0.9]],
@@ -38,9 +49,9 @@ def test_nms_removes_overlapping_lower_score_box_of_same_class():
     (result,) = decode_detections(loc, scores, anchors)
     assert result['scores'].tolist() == pytest.approx([0.9, 0.7])
     assert result['labels'].tolist() == [0, 0]
-    assert result['labels'].dtype == torch.int64
-    assert result['boxes'].dtype == torch.float32
-    assert torch.allclose(result['boxes'][0], torch.tensor([0.1, 0.1, 0.5, 0.5]), atol=1e-5)
+    assert result['labels'].dtype == np.int64
+    assert result['boxes'].dtype == np.float32
+    np.testing.assert_allclose(result['boxes'][0], [0.1, 0.1, 0.5, 0.5], atol=1e-5)
 
 
 def test_nms_keeps_overlapping_box_of_another_class():
@@ -80,8 +91,7 @@ def test_boxes_are_clipped_and_batch_is_per_image():
     results = decode_detections(torch.cat([loc, loc]), torch.cat([scores, empty_scores]),
                                 anchors)
     assert len(results) == 2
-    assert torch.allclose(results[0]['boxes'], torch.tensor([[0.0, 0.1, 0.5, 1.0]]),
-                          atol=1e-5)
+    np.testing.assert_allclose(results[0]['boxes'], [[0.0, 0.1, 0.5, 1.0]], atol=1e-5)
     assert results[1]['boxes'].shape == (0, 4)
     assert results[1]['labels'].shape == (0,)
 
@@ -98,3 +108,13 @@ def test_shape_errors():
         decode_detections(torch.zeros(1, 5, 3), torch.zeros(1, 5, 2), torch.zeros(5, 4))
     with pytest.raises(ValueError, match='scores'):
         decode_detections(torch.zeros(1, 5, 4), torch.zeros(1, 4, 2), torch.zeros(5, 4))
+
+
+def test_nms_keeps_best_first_and_degenerate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [5, 5, 5, 5],
+                      [5, 5, 5, 5]], np.float32)
+    scores = np.array([0.5, 0.9, 0.7, 0.3, 0.2], np.float32)
+    # Box 0 overlaps box 1 (IoU 9/11) and goes; zero-area boxes have an undefined IoU with
+    # each other and are both kept, as torchvision keeps them.
+    assert nms(boxes, scores, 0.5).tolist() == [1, 2, 3, 4]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5).tolist() == []
