@@ -252,7 +252,7 @@ def test_image_helpers_reject_bad_input():
         image_to_array(msg)
     msg = make_image(_rgb(4, 4), 0, 'camera')
     msg.data = msg.data[:-1]
-    with pytest.raises(ValueError, match='need 48'):
+    with pytest.raises(ValueError, match='= 48'):
         image_to_array(msg)
     with pytest.raises(ValueError, match='boxes'):
         make_detection_array(np.zeros((2, 4)), ['car'], [1.0], 0, 'camera')

@@ -24,6 +24,7 @@ pixels.
 import io
 from typing import Sequence
 
+from mtl_perception.inference.image_decoding import decode_compressed, decode_image
 from mtl_perception.replay.bag_io import typestore
 import numpy as np
 from PIL import Image as PILImage
@@ -35,10 +36,6 @@ __all__ = ['COMPRESSED_IMAGE', 'DETECTION2D_ARRAY', 'IMAGE', 'compressed_to_arra
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 DETECTION2D_ARRAY = 'vision_msgs/msg/Detection2DArray'
-# encoding -> (channels, order of R, G, B in the pixel, or None for grey)
-_ENCODINGS = {'rgb8': (3, (0, 1, 2)), 'bgr8': (3, (2, 1, 0)), 'rgba8': (4, (0, 1, 2)),
-              'bgra8': (4, (2, 1, 0)), 'mono8': (1, None), '8UC1': (1, None),
-              '8UC3': (3, (2, 1, 0))}
 _COMPRESSED_FORMATS = {'jpeg': 'JPEG', 'png': 'PNG'}
 
 
@@ -80,28 +77,11 @@ def image_to_array(msg) -> np.ndarray:
     """
     Return an Image's pixels: uint8 [H, W, 3] RGB for colour, [H, W] for mono8.
 
-    Supports rgb8, bgr8, rgba8, bgra8 and mono8 (alpha is dropped) and honours ``step`` (row
-    padding). Raises ValueError for another encoding or a data size that does not fit.
+    The nodes' decoder (``inference.image_decoding.decode_image``): the same encodings, and
+    the same ``ImageDecodeError`` (a ValueError) for anything the nodes would reject.
     """
-    encoding = str(msg.encoding)
-    if encoding not in _ENCODINGS:
-        raise ValueError(f'unsupported image encoding {encoding!r}; expected one of '
-                         f'{sorted(_ENCODINGS)}')
-    channels, order = _ENCODINGS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8) \
-        if not isinstance(msg.data, np.ndarray) else msg.data.astype(np.uint8, copy=False)
-    if step < width * channels:
-        raise ValueError(f'image step {step} is less than width {width} x {channels} '
-                         f'channels ({encoding})')
-    if data.size < step * height:
-        raise ValueError(f'image data holds {data.size} bytes, {height} rows of step {step} '
-                         f'need {step * height}')
-    rows = data[:step * height].reshape(height, step)[:, :width * channels]
-    if channels == 1:
-        return rows.reshape(height, width).copy()
-    pixels = rows.reshape(height, width, channels)
-    return np.ascontiguousarray(pixels[..., list(order)])
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                        keep_mono=True)
 
 
 def make_compressed_image(array: np.ndarray, fmt: str, stamp_ns: int, frame_id: str,
@@ -138,21 +118,12 @@ def compressed_to_array(msg, encoding: str | None = None) -> np.ndarray:
     Decode a CompressedImage (JPEG or PNG) to uint8 [H, W, 3] RGB or [H, W] grey.
 
     ``encoding`` None keeps grey images grey and makes everything else RGB; 'rgb8' or 'mono8'
-    forces one. Raises ValueError when the bytes are not a decodable image.
+    forces one. Raises ``ImageDecodeError`` (a ValueError) for undecodable bytes.
     """
-    if encoding not in (None, 'rgb8', 'mono8'):
+    modes = {None: None, 'rgb8': 'RGB', 'mono8': 'L'}
+    if encoding not in modes:
         raise ValueError(f"encoding must be None, 'rgb8' or 'mono8', got {encoding!r}")
-    data = np.asarray(msg.data, dtype=np.uint8).tobytes()
-    try:
-        with PILImage.open(io.BytesIO(data)) as image:
-            image.load()
-            if encoding is None:
-                encoding = 'mono8' if image.mode in ('L', 'I;16', 'I', '1') else 'rgb8'
-            converted = image.convert('L' if encoding == 'mono8' else 'RGB')
-    except (OSError, ValueError) as error:
-        raise ValueError(f'cannot decode compressed image (format {msg.format!r}, '
-                         f'{len(data)} bytes): {error}') from error
-    return np.asarray(converted, dtype=np.uint8).copy()
+    return decode_compressed(msg.data, msg.format, mode=modes[encoding])
 
 
 def make_detection_array(boxes: np.ndarray, labels: Sequence, scores: Sequence,

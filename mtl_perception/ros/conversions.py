@@ -33,6 +33,8 @@ import array
 import io
 from typing import Optional, Sequence
 
+from mtl_perception.inference.image_decoding import (decode_compressed, decode_image,
+                                                     ImageDecodeError)
 import numpy as np
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
@@ -40,25 +42,10 @@ from std_msgs.msg import Header
 from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, LabelInfo,
                              ObjectHypothesisWithPose, VisionClass)
 
-# Channels per pixel of each accepted raw encoding (all 8 bits per channel).
-ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
-# PIL decoders tried for a CompressedImage (what image_transport's compressed plugin emits).
-COMPRESSED_FORMATS = ('JPEG', 'PNG')
 VOID_LABEL = 255
 DETECTION_ID_OFFSET = 256
-
-
-class ImageConversionError(ValueError):
-    """
-    An image message that cannot be turned into an array.
-
-    ``reason`` is a short fixed key ('encoding', 'size', 'step', 'data_length', 'decode') so
-    callers can count and throttle by kind of problem; the message names the details.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+# One error type for undecodable images, shared with the replay scorer (``reason`` keys).
+ImageConversionError = ImageDecodeError
 
 
 def _byte_array(pixels: np.ndarray) -> array.array:
@@ -77,57 +64,22 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     """
     Return the pixels of an Image message as a uint8 RGB array [H, W, 3].
 
-    Accepts the encodings of ENCODING_CHANNELS; honours ``step`` (row padding). For rgb8 without
-    padding the result is a read-only view of the message buffer (no copy).
+    See ``inference.image_decoding.decode_image`` for the accepted encodings; for rgb8
+    without padding the result is a read-only view of the message buffer (no copy).
 
     :raises ImageConversionError: unknown encoding, zero width or height, ``step`` shorter
         than a row, or ``data`` length different from ``step * height``.
     """
-    channels = ENCODING_CHANNELS.get(msg.encoding)
-    if channels is None:
-        raise ImageConversionError(
-            'encoding', f'unsupported image encoding {msg.encoding!r}; '
-            f'expected one of {sorted(ENCODING_CHANNELS)}')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ImageConversionError('size', f'empty image: width={width}, height={height}')
-    row_bytes = width * channels
-    if step < row_bytes:
-        raise ImageConversionError(
-            'step', f'step {step} is smaller than width {width} x {channels} channels '
-            f'({msg.encoding}) = {row_bytes} bytes')
-    if len(msg.data) != step * height:
-        raise ImageConversionError(
-            'data_length', f'data holds {len(msg.data)} bytes but step {step} x height '
-            f'{height} = {step * height}')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
-    pixels = rows[:, :row_bytes].reshape(height, width, channels)
-    if msg.encoding == 'rgb8':
-        return pixels
-    if msg.encoding == 'rgba8':
-        return np.ascontiguousarray(pixels[..., :3])
-    if msg.encoding in ('bgr8', 'bgra8'):
-        return np.ascontiguousarray(pixels[..., 2::-1])
-    return np.repeat(pixels, 3, axis=2)
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     """
     Decode a CompressedImage (JPEG or PNG) into a uint8 RGB array [H, W, 3].
 
-    The format is detected from the data; ``msg.format`` is only quoted in errors.
-
     :raises ImageConversionError: the data is empty or not a decodable JPEG/PNG image.
     """
-    if len(msg.data) == 0:
-        raise ImageConversionError('decode', f'empty compressed image (format {msg.format!r})')
-    try:
-        with PILImage.open(io.BytesIO(msg.data), formats=COMPRESSED_FORMATS) as decoded:
-            return np.asarray(decoded.convert('RGB'))
-    except (OSError, ValueError, PILImage.DecompressionBombError) as error:
-        raise ImageConversionError(
-            'decode', f'cannot decode compressed image (format {msg.format!r}, '
-            f'{len(msg.data)} bytes): {error}') from error
+    return decode_compressed(msg.data, msg.format)
 
 
 def rgb_to_compressed(pixels: np.ndarray, header: Header, fmt: str = 'jpeg',
