@@ -59,8 +59,10 @@ setup(
     extras_require={
         'test': ['pytest', 'pytest-timeout', 'torchmetrics'],
         'onnx-export': ['onnxscript'],
-        # TensorRT engines (export --format tensorrt, backend tensorrt); JetPack ships it.
-        'tensorrt': ['tensorrt>=10'],
+        # TensorRT engines (export --format tensorrt, backend tensorrt); JetPack ships
+        # TensorRT. cuda-python's CUDA runtime bindings hold the engines' GPU memory; its
+        # major version must not exceed the driver's CUDA (cuda-python<13 on CUDA 12).
+        'tensorrt': ['tensorrt>=10', 'cuda-python>=12'],
         'tensorboard': ['tensorboard'],
     },
     zip_safe=True,

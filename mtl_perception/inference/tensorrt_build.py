@@ -19,13 +19,22 @@ Precisions: 'fp32'; 'fp16' (FP16 kernels allowed); 'int8' (INT8 with FP16 fallba
 scales from an entropy calibrator, ``IInt8EntropyCalibrator2``, fed with images from a
 folder). The calibration folder may be a COCO-format folder, a VOC root or a plain
 folder of images: every .jpg/.jpeg/.png/.bmp below it is used, in sorted order, up to
-``calibration_images``, through the same preprocessing the Predictor applies. The
-calibration cache is written beside the engine (``<stem>.calibration.cache``) and reused
-by later builds: delete it to recalibrate with other data.
+``calibration_images``, through the same preprocessing the Predictor applies, in full
+batches of ``calibration_batch_size`` images (a remainder is left out). The calibration
+cache is written beside the engine (``<stem>.calibration.cache``) and reused by later
+builds: delete it to recalibrate with other data.
+
+A dynamic-batch ONNX file gets one optimisation profile, tuned for one image per run
+(as a camera node runs it) and valid up to ``max_batch``; INT8 calibration runs on a
+profile of its own whose MIN = OPT = MAX is the calibration batch, so the batches the
+calibrator feeds always match the shape TensorRT calibrates with (``profile_shapes``).
 
 The engine goes to ``<stem>.engine``; its card (``<stem>.yaml``, shared with an ONNX
 export of the same stem) gets an ``export.tensorrt`` entry that records the build
 target (see ``tensorrt_support``), precision, batch range and source ONNX file.
+The build runs on the GPU ``device`` names; the calibrator's device buffer comes from
+the CUDA runtime of ``cuda-python`` (``tensorrt_support.CudaMemory``). This module
+does not import torch.
 """
 
 import os
@@ -34,13 +43,50 @@ from typing import TextIO
 
 from mtl_perception.inference import artifacts
 from mtl_perception.inference.preprocess import preprocess
-from mtl_perception.inference.tensorrt_support import (build_target, cuda_device_index,
-                                                       import_tensorrt, rebuild_command)
+from mtl_perception.inference.tensorrt_support import (build_target, cuda_call,
+                                                       cuda_device_index, CudaMemory,
+                                                       import_cudart, import_tensorrt,
+                                                       rebuild_command)
+from mtl_perception.model_card import ModelCard
 import numpy as np
 from PIL import Image
 
 PRECISIONS = ('fp32', 'fp16', 'int8')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+# Largest calibration batch: enough for stable activation histograms, small in memory.
+MAX_CALIBRATION_BATCH = 8
+
+Shape = tuple[int, int, int, int]
+
+
+def calibration_batch_size(max_batch: int, images: int, *, dynamic: bool) -> int:
+    """
+    Return the INT8 calibration batch: min(max_batch, 8, images), or 1 for a fixed batch.
+
+    :param max_batch: the largest batch of the engine's profile.
+    :param images: how many calibration images there are.
+    :param dynamic: whether the ONNX batch axis is dynamic (a fixed-batch export has N = 1).
+    :raises ValueError: ``max_batch`` or ``images`` below 1.
+    """
+    if max_batch < 1:
+        raise ValueError(f'max_batch must be >= 1, got {max_batch}')
+    if images < 1:
+        raise ValueError(f'INT8 calibration needs at least one image, got {images}')
+    return min(max_batch, MAX_CALIBRATION_BATCH, images) if dynamic else 1
+
+
+def profile_shapes(input_size: int, min_batch: int, opt_batch: int,
+                   max_batch: int) -> tuple[Shape, Shape, Shape]:
+    """
+    Return the MIN, OPT and MAX input shapes ``[N, 3, S, S]`` of an optimisation profile.
+
+    :raises ValueError: unless 1 <= min_batch <= opt_batch <= max_batch and S >= 1.
+    """
+    if not 1 <= min_batch <= opt_batch <= max_batch or input_size < 1:
+        raise ValueError(f'bad profile: batches {min_batch} <= {opt_batch} <= {max_batch} '
+                         f'(from 1) and input size {input_size} (from 1)')
+    return tuple((batch, 3, input_size, input_size)
+                 for batch in (min_batch, opt_batch, max_batch))
 
 
 def calibration_files(folder: str | os.PathLike, limit: int) -> list[Path]:
@@ -59,31 +105,32 @@ def calibration_files(folder: str | os.PathLike, limit: int) -> list[Path]:
     return files[:limit]
 
 
-def _calibration_batches(files: list[Path], card: dict, batch_size: int):
-    """Yield float32 ``[B, 3, S, S]`` preprocessed batches (the last one may be short)."""
-    for start in range(0, len(files), batch_size):
+def calibration_batches(files: list[Path], card: ModelCard, batch_size: int):
+    """Yield float32 ``[batch_size, 3, S, S]`` preprocessed batches (full batches only)."""
+    for start in range(0, len(files) - batch_size + 1, batch_size):
         images = [np.asarray(Image.open(path).convert('RGB'))
                   for path in files[start:start + batch_size]]
-        yield np.concatenate([preprocess(image, card['input_size'], card['mean'],
-                                         card['std']) for image in images])
+        yield np.concatenate([preprocess(image, card.input_size, card.mean, card.std)
+                              for image in images])
 
 
-def make_calibrator(trt, files: list[Path], card: dict, batch_size: int, cache: Path,
-                    device_index: int):
-    """Return an ``IInt8EntropyCalibrator2`` over ``files`` that caches to ``cache``."""
-    import torch
+def make_calibrator(trt, files: list[Path], card: ModelCard, batch_size: int, cache: Path,
+                    memory: CudaMemory):
+    """
+    Return an ``IInt8EntropyCalibrator2`` over ``files`` that caches to ``cache``.
 
+    :param memory: where its one device buffer (and page-locked host buffer) is allocated;
+        the caller closes it after the build.
+    """
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         """Feed preprocessed images to TensorRT through one reused device buffer."""
 
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            size = int(card['input_size'])
-            self.buffer = torch.empty((batch_size, 3, size, size), dtype=torch.float32,
-                                      device=f'cuda:{device_index}')
-            # Only full batches: the calibration batch size is fixed.
-            self.batches = (b for b in _calibration_batches(files, card, batch_size)
-                            if len(b) == batch_size)
+            shape = (batch_size, 3, card.input_size, card.input_size)
+            self.host = memory.host_array(shape, np.float32)
+            self.device = memory.device_buffer(self.host.nbytes)
+            self.batches = calibration_batches(files, card, batch_size)
 
         def get_batch_size(self) -> int:
             return batch_size
@@ -92,9 +139,10 @@ def make_calibrator(trt, files: list[Path], card: dict, batch_size: int, cache: 
             batch = next(self.batches, None)
             if batch is None:
                 return None
-            self.buffer.copy_(torch.from_numpy(batch))
-            torch.cuda.synchronize(device_index)
-            return [int(self.buffer.data_ptr())]
+            self.host[...] = batch
+            memory.copy_to_device(self.device, self.host)
+            memory.synchronize()
+            return [self.device]
 
         def read_calibration_cache(self, *args):
             return cache.read_bytes() if cache.is_file() else None
@@ -103,6 +151,12 @@ def make_calibrator(trt, files: list[Path], card: dict, batch_size: int, cache: 
             cache.write_bytes(bytes(data))
 
     return EntropyCalibrator()
+
+
+def _profile(builder, shapes: tuple[Shape, Shape, Shape]):
+    profile = builder.create_optimization_profile()
+    profile.set_shape(artifacts.INPUT_NAME, *shapes)
+    return profile
 
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
@@ -115,7 +169,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     :param max_batch: largest batch of the engine's profile when the ONNX batch axis is
         dynamic (ignored for a fixed batch of 1).
     :return: the ``export.tensorrt`` card entry written.
-    :raises TensorRTUnavailableError: no tensorrt package or no CUDA GPU.
+    :raises TensorRTUnavailableError: no tensorrt or cuda-python package, or no CUDA GPU.
     :raises ValueError: bad options, or TensorRT cannot parse the file or build it.
     """
     if precision not in PRECISIONS:
@@ -130,7 +184,13 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     card = artifacts.read_export_card(onnx_path, 'onnx')
     anchors = artifacts.read_anchors(onnx_path, card)
     artifacts.check_card_writable(engine_path, card)
-    size = int(card['input_size'])
+    size = card.input_size
+    files = []
+    if precision == 'int8':
+        files = calibration_files(calibration_data, calibration_images)
+    # The builder works on the current device of this thread.
+    cuda_call(import_cudart(), 'cudaSetDevice', index)
+    target = build_target(trt, index)
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -145,32 +205,38 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     max_batch = int(max_batch) if dynamic else 1
     if max_batch < 1:
         raise ValueError(f'max_batch must be >= 1, got {max_batch}')
-    profile = None
     if dynamic:
-        profile = builder.create_optimization_profile()
         # Tuned for one image per run, as a camera node runs it.
-        profile.set_shape(artifacts.INPUT_NAME, (1, 3, size, size), (1, 3, size, size),
-                          (max_batch, 3, size, size))
-        config.add_optimization_profile(profile)
+        config.add_optimization_profile(_profile(
+            builder, profile_shapes(size, 1, 1, max_batch)))
     if precision in ('fp16', 'int8'):
         config.set_flag(trt.BuilderFlag.FP16)
     cache = engine_path.with_name(artifacts.stem_of(engine_path).name + '.calibration.cache')
-    files = []
-    if precision == 'int8':
-        files = calibration_files(calibration_data, calibration_images)
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = make_calibrator(trt, files, card, 1 if not dynamic else
-                                                 min(max_batch, 8), cache, index)
-        if profile is not None:
-            config.set_calibration_profile(profile)
-    if progress is not None:
-        print(f'building a {precision} TensorRT {trt.__version__} engine for '
-              f'{build_target(trt, index)["device_name"]} from {onnx_path} (minutes)...',
-              file=progress, flush=True)
-    serialized = builder.build_serialized_network(network, config)
+    calibration_batch = 0
+    memory = None
+    try:
+        if precision == 'int8':
+            calibration_batch = calibration_batch_size(max_batch, len(files), dynamic=dynamic)
+            memory = CudaMemory(index)
+            config.set_flag(trt.BuilderFlag.INT8)
+            config.int8_calibrator = make_calibrator(trt, files, card, calibration_batch,
+                                                     cache, memory)
+            if dynamic:
+                # Calibration runs at the profile's OPT shape: exactly the batch fed.
+                config.set_calibration_profile(_profile(builder, profile_shapes(
+                    size, calibration_batch, calibration_batch, calibration_batch)))
+        if progress is not None:
+            print(f'building a {precision} TensorRT {trt.__version__} engine for '
+                  f'{target["device_name"]} from {onnx_path} (minutes)...',
+                  file=progress, flush=True)
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if memory is not None:
+            memory.close()
     if serialized is None:
         raise ValueError(f'TensorRT could not build an engine from {onnx_path}; its log '
                          'above says why')
+    used = len(files) - len(files) % calibration_batch if files else 0
     info = {
         'file': engine_path.name,
         'format': 'tensorrt',
@@ -179,8 +245,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         'max_batch': max_batch,
         'onnx': str(onnx_path),
         'calibration_data': str(Path(calibration_data).resolve()) if files else None,
-        'calibration_images': len(files),
-        'build': build_target(trt, index),
+        'calibration_images': used,
+        'calibration_batch': calibration_batch or None,
+        'build': target,
         'created': artifacts.utc_now(),
     }
     info['rebuild_command'] = rebuild_command(info, engine_path.resolve())

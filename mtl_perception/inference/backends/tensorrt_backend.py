@@ -18,11 +18,14 @@ TensorRT backend: runs a serialized engine built by ``mtl-perception export --fo
 ``path`` is the ``.engine`` file, or a checkpoint name with ``<stem>.engine`` beside it.
 Before deserialising, the engine's recorded TensorRT version and GPU are compared with
 this machine (``tensorrt_support.check_build``); a mismatch raises an error carrying the
-rebuild command. The engine is deserialised once; input and output buffers are torch
-CUDA tensors allocated once for the engine's largest batch, their addresses bound once
-with ``set_tensor_address``; each run copies the batch in, sets the input shape and
-calls ``execute_async_v3`` on the backend's own CUDA stream. The precision is fixed when
-the engine is built, so ``half`` is not used here.
+rebuild command. The engine is deserialised once. Its memory comes from the CUDA runtime
+of ``cuda-python`` (``tensorrt_support.CudaMemory``), not torch, which this module never
+imports: device buffers and page-locked host arrays for the input and every output are
+allocated once for the engine's largest batch and the device addresses bound once with
+``set_tensor_address``. Each run copies the batch in, sets the input shape, calls
+``execute_async_v3`` on the backend's own CUDA stream, copies the outputs back and waits
+for the stream; outputs come back as float32 copies (an FP16 engine may emit float16).
+The precision is fixed when the engine is built, so ``half`` is not used here.
 """
 
 from pathlib import Path
@@ -30,8 +33,11 @@ from pathlib import Path
 from mtl_perception.inference import artifacts
 from mtl_perception.inference.backends.base import Backend
 from mtl_perception.inference.tensorrt_support import (build_target, check_build,
-                                                       cuda_device_index, import_tensorrt,
+                                                       cuda_device_index, CudaError,
+                                                       CudaMemory,
+                                                       import_cudart, import_tensorrt,
                                                        rebuild_command)
+from mtl_perception.model_card import ModelCard
 import numpy as np
 
 
@@ -40,24 +46,25 @@ class TensorRTBackend(Backend):
     Run a TensorRT engine with device buffers allocated once.
 
     :param path: the ``.engine`` file.
-    :param card: the card beside it (with ``export.tensorrt``).
+    :param card: the card beside it (with ``export['tensorrt']``).
     :param anchors: float32 ``[A, 4]`` default boxes, or None without detection.
     :param device: 'cuda' or 'cuda:N'.
+    :param pinned: page-locked host buffers (asynchronous copies); False for pageable.
     """
 
-    def __init__(self, path: Path, card: dict, anchors: np.ndarray | None, *,
-                 device: str = 'cuda') -> None:
+    def __init__(self, path: Path, card: ModelCard, anchors: np.ndarray | None, *,
+                 device: str = 'cuda', pinned: bool = True) -> None:
         """Check the build target, deserialise the engine and allocate the buffers."""
         trt = import_tensorrt()
-        import torch
-
-        self._torch = torch
+        self.context = self.engine = self.memory = None
         index = cuda_device_index(device)
-        info = card['export']['tensorrt']
+        info = card.export['tensorrt']
         check_build(info, build_target(trt, index), path)
-        self.device = torch.device('cuda', index)
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        with torch.cuda.device(index):
+        self.path, self.card, self.anchors = path, card, anchors
+        self.output_names = card.output_names
+        self.memory = CudaMemory(index)
+        try:
+            self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
             self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if self.engine is None:
@@ -65,47 +72,77 @@ class TensorRTBackend(Backend):
                     f'{path}: TensorRT cannot deserialise the engine (corrupt or built '
                     f'elsewhere); rebuild it with: {rebuild_command(info, path)}')
             self.context = self.engine.create_execution_context()
-            self.stream = torch.cuda.Stream(self.device)
-        self.path, self.card, self.anchors = path, card, anchors
-        self.output_names = artifacts.output_names(card)
-        self._allocate(trt)
+            if self.context is None:
+                raise RuntimeError(f'{path}: TensorRT cannot create an execution context '
+                                   '(out of GPU memory?)')
+            self._allocate(trt, pinned)
+        except BaseException:
+            try:
+                self.close()
+            except CudaError:
+                pass  # the error that stopped loading says more
+            raise
 
-    def _allocate(self, trt) -> None:
-        torch = self._torch
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names
-                  if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        size = int(self.card['input_size'])
-        if inputs != [artifacts.INPUT_NAME]:
+    def _allocate(self, trt, pinned: bool) -> None:
+        engine, name_in = self.engine, artifacts.INPUT_NAME
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        size = self.card.input_size
+        if inputs != [name_in]:
             raise artifacts.ExportedModelError(f'{self.path}: expected one input '
-                                               f'{artifacts.INPUT_NAME!r}, got {inputs}')
+                                               f'{name_in!r}, got {inputs}')
         missing = [n for n in self.output_names if n not in names]
         if missing:
             raise artifacts.ExportedModelError(f'{self.path}: outputs {missing} missing for '
-                                               f'tasks {self.card["tasks"]}')
-        shape = tuple(self.engine.get_tensor_shape(artifacts.INPUT_NAME))
+                                               f'tasks {list(self.card.tasks)}')
+        shape = tuple(engine.get_tensor_shape(name_in))
+        if len(shape) != 4 or shape[1:] != (3, size, size):
+            raise artifacts.ExportedModelError(
+                f'{self.path}: input shape {list(shape)} does not match the card input size '
+                f'{size} ([N, 3, {size}, {size}])')
         if shape[0] == -1:
-            self.max_batch = int(self.engine.get_tensor_profile_shape(
-                artifacts.INPUT_NAME, 0)[2][0])
+            self.max_batch = int(engine.get_tensor_profile_shape(name_in, 0)[2][0])
         else:
             self.max_batch = int(shape[0])
-        full = (self.max_batch, 3, size, size)
-        self.context.set_input_shape(artifacts.INPUT_NAME, full)
-        self.buffers = {}
-        for name in [artifacts.INPUT_NAME, *self.output_names]:
-            dtype = torch.from_numpy(
-                np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
-            tensor_shape = full if name == artifacts.INPUT_NAME else tuple(
-                self.context.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(tensor_shape, dtype=dtype, device=self.device)
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
-        self._batch = self.max_batch
+        self._set_batch(self.max_batch)
+        # Host and device buffers for the largest batch; a smaller batch uses their
+        # leading rows, since tensors are contiguous with the batch axis first.
+        self.host, self.device = {}, {}
+        for name in [name_in, *self.output_names]:
+            tensor_shape = tuple(self.context.get_tensor_shape(name))
+            if any(d < 0 for d in tensor_shape) or tensor_shape[0] != self.max_batch:
+                raise artifacts.ExportedModelError(
+                    f'{self.path}: tensor {name!r} has shape {list(tensor_shape)} for a '
+                    f'batch of {self.max_batch} (expected [{self.max_batch}, ...])')
+            try:
+                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            except TypeError as error:
+                raise artifacts.ExportedModelError(
+                    f'{self.path}: tensor {name!r} has a type numpy cannot hold: '
+                    f'{engine.get_tensor_dtype(name)}') from error
+            self.host[name] = self.memory.host_array(tensor_shape, dtype, pinned=pinned)
+            self.device[name] = self.memory.device_buffer(self.host[name].nbytes)
+            if not self.context.set_tensor_address(name, self.device[name]):
+                raise RuntimeError(f'{self.path}: TensorRT refused the address of {name!r}')
+        if self.anchors is not None and self.host['loc'].shape[1] != len(self.anchors):
+            raise artifacts.ExportedModelError(
+                f'{self.path}: the network predicts {self.host["loc"].shape[1]} boxes but '
+                f'{artifacts.anchors_path(self.path)} holds {len(self.anchors)} default boxes '
+                '(files from different exports?)')
+
+    def _set_batch(self, count: int) -> None:
+        shape = (count, 3, self.card.input_size, self.card.input_size)
+        if not self.context.set_input_shape(artifacts.INPUT_NAME, shape):
+            raise RuntimeError(f'{self.path}: TensorRT refused the input shape {list(shape)}')
+        self._batch = count
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run float32 ``[N, 3, S, S]`` (in chunks of the engine's largest batch)."""
         if self.context is None:
             raise RuntimeError('the backend is closed')
         self.check_batch(batch)
+        # CUDA's current device is per thread: a node may run us from another thread.
+        self.memory.activate()
         parts = [self._run_chunk(batch[i:i + self.max_batch])
                  for i in range(0, len(batch), self.max_batch)]
         if len(parts) == 1:
@@ -113,35 +150,42 @@ class TensorRTBackend(Backend):
         return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
 
     def _run_chunk(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
         count = len(chunk)
         if count != self._batch:
-            self.context.set_input_shape(artifacts.INPUT_NAME, (count, *chunk.shape[1:]))
-            self._batch = count
-        with torch.cuda.stream(self.stream):
-            source = self.buffers[artifacts.INPUT_NAME]
-            source[:count].copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError(f'{self.path}: TensorRT execution failed')
-            # Outputs of a smaller batch are the leading rows of the full-size buffers.
-            results = {name: self.buffers[name][:count].float().cpu().numpy()
-                       for name in self.output_names}
-        return results
+            self._set_batch(count)
+        source = self.host[artifacts.INPUT_NAME][:count]
+        source[...] = chunk
+        self.memory.copy_to_device(self.device[artifacts.INPUT_NAME], source)
+        if not self.context.execute_async_v3(self.memory.stream_handle):
+            raise RuntimeError(f'{self.path}: TensorRT execution failed')
+        for name in self.output_names:
+            self.memory.copy_to_host(self.host[name][:count], self.device[name])
+        self.memory.synchronize()
+        # Copies: the host buffers are overwritten by the next run.
+        return {name: self.host[name][:count].astype(np.float32)
+                for name in self.output_names}
 
     def close(self) -> None:
-        """Release the context, the engine and the device buffers."""
-        if getattr(self, 'context', None) is not None:
-            self.stream.synchronize()
-            self.context = None
-            self.engine = None
-            self.buffers = {}
-            self._torch.cuda.empty_cache()
+        """Release the context, the engine, the device and host buffers and the stream."""
+        memory, self.memory = getattr(self, 'memory', None), None
+        try:
+            if memory is not None and memory.stream is not None:
+                memory.synchronize()  # no queued work may still use the context
+        finally:
+            # The context before the engine before the runtime, then their memory.
+            self.context = self.engine = self._runtime = None
+            self.host, self.device = {}, {}
+            if memory is not None:
+                memory.close()
 
 
-def create(path, *, device: str = 'cuda', half: bool = False) -> TensorRTBackend:
+def create(path, *, device: str = 'cuda', half: bool = False,
+           pinned: bool = True) -> TensorRTBackend:
     """Load the engine ``path`` (the ``.engine`` file or its checkpoint's name)."""
-    import_tensorrt()  # say first that TensorRT is missing, before looking for files
+    # Say first that TensorRT or cuda-python is missing, before looking for files.
+    import_tensorrt()
+    import_cudart()
     artifact = artifacts.resolve_artifact(path, 'tensorrt')
     card = artifacts.read_export_card(artifact, 'tensorrt')
     anchors = artifacts.read_anchors(artifact, card)
-    return TensorRTBackend(artifact, card, anchors, device=device)
+    return TensorRTBackend(artifact, card, anchors, device=device, pinned=pinned)
