@@ -30,11 +30,11 @@ import sys
 import time
 from typing import Callable, Optional, Union
 
-from conftest import REPO_ROOT
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mtl_perception.inference.checkpoint import save_checkpoint
 from mtl_perception.modeling import build_model
+from mtl_perception.variants import VARIANTS
 import numpy as np
 import pytest
 from rcl_interfaces.srv import SetParameters
@@ -46,11 +46,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 import yaml
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 DETECTION_CLASSES = ['car', 'truck', 'bus', 'person', 'bicycle']
 SEGMENTATION_CLASSES = ['ground', 'road', 'building', 'vegetation', 'water', 'car', 'truck',
                         'bus', 'person', 'bicycle']
-TASKS = {'multitask': ('detection', 'segmentation'), 'detection': ('detection',),
-         'segmentation': ('segmentation',)}
 PARAMS_FILE = REPO_ROOT / 'config' / 'mtl_perception.yaml'
 TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'activate': Transition.TRANSITION_ACTIVATE,
@@ -64,8 +63,8 @@ LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 
 
 def make_checkpoint(directory: Path, kind: str) -> Path:
-    """Save a small random MobileNetV3 network for TASKS[kind] (128 px input); return its path."""
-    tasks = TASKS[kind]
+    """Save a small random MobileNetV3 network for variant ``kind`` (128 px input); return it."""
+    tasks = VARIANTS[kind].tasks
     classes = {'detection': DETECTION_CLASSES, 'segmentation': SEGMENTATION_CLASSES}
     model = build_model('mobilenet_v3_large_ssd_fcn', input_size=128, tasks=tasks,
                         num_classes={task: len(classes[task]) for task in tasks})
@@ -83,7 +82,8 @@ def write_params_file(path: Path, checkpoints: dict) -> Path:
     """
     params = yaml.safe_load(PARAMS_FILE.read_text())
     for kind, checkpoint in checkpoints.items():
-        params[f'/**/{kind}_node']['ros__parameters']['checkpoint'] = str(checkpoint)
+        params[f'/**/{VARIANTS[kind].node_name}']['ros__parameters']['checkpoint'] = \
+            str(checkpoint)
     path.write_text(yaml.safe_dump(params))
     return path
 
@@ -92,7 +92,7 @@ def write_params_file(path: Path, checkpoints: dict) -> Path:
 def checkpoints(tmp_path_factory) -> dict:
     """Return {'multitask'|'detection'|'segmentation': checkpoint path} (made once)."""
     directory = tmp_path_factory.mktemp('checkpoints')
-    return {kind: make_checkpoint(directory, kind) for kind in TASKS}
+    return {kind: make_checkpoint(directory, kind) for kind in VARIANTS}
 
 
 class NodeProcess:

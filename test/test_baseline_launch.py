@@ -22,23 +22,26 @@ Runs under `colcon test` in a ROS 2 workspace; skipped where launch_testing is m
 """
 
 from pathlib import Path
+import sys
 import tempfile
 import unittest
 
 import pytest
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing is not installable in this environment (no ROS 2 '
     'distribution); runs under colcon test')
 
-from conftest import REPO_ROOT  # noqa: E402, I100
-from launch import LaunchDescription  # noqa: E402
+from launch import LaunchDescription  # noqa: E402, I100
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
+# launch_test loads this file by path without adding its folder to sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_fixtures import (make_checkpoint, make_image, make_picture, Probe,  # noqa: E402
-                          TASKS, write_params_file)
+                          VARIANTS, write_params_file)
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
@@ -51,7 +54,7 @@ def generate_test_description(namespace):
     """Include baseline.launch.py with freshly made checkpoints and the test's image topic."""
     directory = Path(tempfile.mkdtemp(prefix='baseline_launch_test_'))
     params = write_params_file(directory / 'params.yaml',
-                               {kind: make_checkpoint(directory, kind) for kind in TASKS})
+                               {kind: make_checkpoint(directory, kind) for kind in VARIANTS})
     baseline = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO_ROOT / 'launch' / 'baseline.launch.py')),
         launch_arguments={'params_file': str(params), 'image_topic': IMAGE,

@@ -19,8 +19,11 @@ ament_copyright has no PyPI wheel, so its rule (a copyright line and an Apache-2
 top of each file) is checked here directly; package.xml names ament_copyright for colcon test.
 """
 
-from conftest import REPO_ROOT
+from pathlib import Path
+
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SOURCES = sorted(
     [REPO_ROOT / 'setup.py']

@@ -14,7 +14,8 @@
 
 """`mtl-perception train` end to end on a tiny synthetic set: logs, checkpoint, resume."""
 
-from conftest import REPO_ROOT
+from pathlib import Path
+
 from mtl_perception.cli.main import main as cli_main
 from mtl_perception.cli.recipe import DEFAULTS, load_recipe
 from mtl_perception.engine.metric_log import read_log
@@ -24,6 +25,8 @@ import pytest
 from safetensors.torch import load_file
 import torch
 import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 TINY = {
     'name': 'tiny',
@@ -86,7 +89,7 @@ def test_training_writes_checkpoint_card_and_logs(trained):
     assert card.metrics['images'] == 2
     assert 0.0 <= card.metrics['segmentation']['miou'] <= 1.0
     assert set(card.metrics['detection']) == {'map50', 'map50_voc07', 'map_coco',
-                                                 'per_class_ap50'}
+                                              'per_class_ap50'}
     rows = read_log(output / 'train_log.csv')
     assert {'loss/detection', 'loss/segmentation', 'loss/total', 'lr'} <= {
         r['name'] for r in rows if r['phase'] == 'train'}

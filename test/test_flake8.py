@@ -14,9 +14,12 @@
 
 """Code style: ament_flake8 with ament's own configuration (single quotes, Google imports)."""
 
+from pathlib import Path
+
 from ament_flake8.main import main_with_errors
-from conftest import REPO_ROOT
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CHECKED = ['mtl_perception', 'test', 'launch', 'setup.py']
 

@@ -23,11 +23,13 @@ file must set only parameters the nodes declare.
 import ast
 import fnmatch
 import importlib
+from pathlib import Path
 
-from conftest import REPO_ROOT
 from mtl_perception.ros.parameters import PARAMETERS
 import pytest
 import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.py'))
 LAUNCH_ARGUMENTS = {

@@ -23,12 +23,14 @@ discovery multicast, so a zero for the project's environment means something.
 
 import json
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which('unshare') is None or shutil.which('ip') is None,

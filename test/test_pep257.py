@@ -14,9 +14,12 @@
 
 """Docstring style: ament_pep257 with ament's own configuration."""
 
+from pathlib import Path
+
 from ament_pep257.main import main
-from conftest import REPO_ROOT
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.linter

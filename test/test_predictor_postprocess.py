@@ -105,3 +105,40 @@ def test_resize_nearest_matches_pil(source, target):
     result = resize_nearest(mask, *target)
     assert result.dtype == np.uint8
     np.testing.assert_array_equal(result, expected)
+
+
+@pytest.fixture(scope='module')
+def shipped_outputs():
+    """Raw outputs of the shipped multitask model on eight fixed synthetic aerial images."""
+    from mtl_perception.data.synthetic import SyntheticAerialDataset
+    from mtl_perception.inference.predictor import Predictor
+    from mtl_perception.inference.preprocess import preprocess
+    from mtl_perception.resources import model_file
+
+    data = SyntheticAerialDataset(8, seed=2024, size=(320, 240))
+    images = [sample['image'] for sample in data]
+    with Predictor.from_checkpoint(model_file('uav_synthetic_multitask')) as predictor:
+        card = predictor.card
+        batch = np.concatenate([preprocess(image, card.input_size, card.mean, card.std)
+                                for image in images])
+        return predictor.backend.run(batch), predictor.backend.anchors
+
+
+@pytest.mark.parametrize('score_threshold', [0.01, 0.3])
+def test_numpy_decoding_matches_the_torch_path_on_the_shipped_model(
+        shipped_outputs, score_threshold):
+    outputs, anchors = shipped_outputs
+    found = 0
+    for loc, scores in zip(outputs['loc'], outputs['scores']):
+        ref_boxes, ref_scores, ref_labels = _reference(
+            torch.from_numpy(loc), torch.from_numpy(scores), torch.from_numpy(anchors),
+            score_threshold, 0.45, 100, 400)
+        boxes, kept_scores, labels = decode_image_detections(
+            loc, scores, anchors, score_threshold=score_threshold, nms_threshold=0.45,
+            max_detections=100, top_k_per_class=400)
+        assert labels.tolist() == ref_labels.tolist()
+        np.testing.assert_allclose(kept_scores, ref_scores.numpy(), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(boxes, ref_boxes.numpy(), rtol=0, atol=1e-4)
+        found += len(labels)
+    # The trained model does find things in these images.
+    assert found >= 8

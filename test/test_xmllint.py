@@ -14,10 +14,12 @@
 
 """package.xml and the other XML files: well formed and following package format 3."""
 
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
-from conftest import REPO_ROOT
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 PACKAGE_FILES = [REPO_ROOT / 'package.xml', REPO_ROOT / 'interfaces/vision_msgs/package.xml']
 XML_FILES = PACKAGE_FILES + sorted((REPO_ROOT / 'config').glob('*.xml'))

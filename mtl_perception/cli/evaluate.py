@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='images per network run (default: %(default)s)')
     parser.add_argument('--max-images', type=int, default=None,
                         help='evaluate only the first N images')
-    parser.add_argument('--threads', type=int, default=None, help='intra-op threads (torch, onnxruntime)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='intra-op threads (torch, onnxruntime)')
     parser.add_argument('--update-card', action='store_true',
                         help="also store the metrics in the checkpoint's model card")
     parser.add_argument('--quiet', action='store_true', help='no progress bar')

@@ -13,8 +13,9 @@
 # limitations under the License.
 
 """
-Data sets, joint transforms and batching (standalone: numpy, PIL, yaml; torch for
-transforms and batching only).
+Data sets, joint transforms and batching.
+
+Standalone: numpy, PIL and yaml; torch only for the transforms and batching.
 
 Every data set yields samples per the data contract: a dict with 'image' uint8 [H, W, 3] RGB,
 'boxes' float32 [M, 4] x1, y1, x2, y2 px or None, 'labels' int64 [M] or None, 'difficult'
