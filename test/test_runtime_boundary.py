@@ -38,6 +38,8 @@ DEPLOYMENT_MODULES = (
     'mtl_perception.ros.nodes',
     'mtl_perception.inference.backends.onnxruntime_backend',
     'mtl_perception.inference.backends.tensorrt_backend',
+    'mtl_perception.inference.tensorrt_support',
+    'mtl_perception.inference.tensorrt_build',
     'mtl_perception.inference.predictor',
     'mtl_perception.inference.decode',
     'mtl_perception.inference.image_decoding',
