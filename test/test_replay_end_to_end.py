@@ -16,7 +16,11 @@
 `mtl-perception replay` end to end: real node processes on real DDS, tiny bags and networks.
 
 The replay runs in this process (its rclpy context, the player and the recorder) and starts the
-nodes through their console scripts; the environment is loopback-only (test/conftest.py).
+nodes through their console scripts; the environment is loopback-only (test/conftest.py). To
+keep the node start-ups (the slow part) few, the comparison of both configurations runs one
+round and the compressed-image replay of the multitask node two: the rounds' layout, the
+frames and rate carried over to a later round and the clearing of stale rounds are exercised
+on real runs, the medians and per-round ratios in test_replay_rounds.py.
 """
 
 import json
@@ -26,11 +30,12 @@ from mtl_perception.replay.bag_io import BagWriter, open_bag
 from mtl_perception.replay.flight import IMAGE_TOPIC, START_NS, write_flight_bag
 from mtl_perception.replay.messages import COMPRESSED_IMAGE, make_compressed_image
 from mtl_perception.replay.messages import stamp_to_ns
-from mtl_perception.replay.run_files import OUTPUT_BAG, read_run_info
+from mtl_perception.replay.run_files import OUTPUT_BAG, read_run_info, round_dir
 import numpy as np
 from ros_fixtures import checkpoints  # noqa: F401 (a fixture)
 
 FRAMES = 6
+MEMORY_KEYS = ('peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb')
 
 
 def _checkpoint_args(checkpoints):  # noqa: F811
@@ -56,49 +61,78 @@ def test_replay_both_configurations_through_node_processes(tmp_path, checkpoints
     flight = write_flight_bag(bag, frames=FRAMES, rate=10.0, seed=3, size=(160, 120),
                               world_size=(600, 480), speed=60.0, progress=False)
     out = tmp_path / 'replay'
+    # A stale round from an earlier replay of more rounds into the same directory is cleared.
+    (round_dir(out, 'baseline', 2) / OUTPUT_BAG).mkdir(parents=True)
     rc = cli_main(['replay', '--bag', str(bag), '--config', 'both', '--out', str(out),
                    '--rate', '0.5', '--warmup-frames', '2', '--capacity-seconds', '1',
-                   '--no-progress', '--workers', '2', '--threads', '1',
+                   '--rounds', '1', '--no-progress', '--workers', '2', '--threads', '1',
                    *_checkpoint_args(checkpoints)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    assert 'throughput (fps)' in printed
+    assert 'throughput (fps)' in printed and 'peak PSS (MB)' in printed
+    assert not (out / 'rounds').exists()
     report = json.loads((out / 'report.json').read_text())
-    assert report['frames'] == FRAMES
+    assert report['frames'] == FRAMES and report['rounds'] == 1
     played = set(flight.stamps_ns)
     for config, nodes in (('multitask', {'multitask_node'}),
                           ('baseline', {'detection_node', 'segmentation_node'})):
         run = report['runs'][config]
         assert run['frames_in'] == FRAMES
         assert 1 <= run['frames_out'] <= FRAMES
-        assert run['dropped'] == FRAMES - run['frames_out']
         assert run['unmatched_outputs'] == 0
         assert 0 < run['latency_ms']['p50'] <= run['latency_ms']['max'] < 30_000
-        assert run['peak_rss_mb'] > 50 and run['cpu_percent'] > 0
+        assert run['cpu_percent'] > 0
+        assert run['peak_uss_mb'] <= run['peak_pss_mb'] <= run['peak_rss_mb']
+        assert run['peak_pss_mb'] > 20
         assert run['miou'] is not None  # the flight has ground truth masks
-        info = read_run_info(out / config)
-        assert set(info['processes']) == nodes
-        # Every node of both configurations gets the same worker settings.
-        for process in info['processes'].values():
-            command = ' '.join(process['command'])
-            assert '-p inference_workers:=2 -p inference_threads:=1' in command, command
-        # Throughput is the saturated rate of the flood, the paced rate is kept beside it.
-        assert run['fps_source'] == 'saturated' and run['fps'] == info['capacity_fps'] > 0
-        assert run['paced_fps'] > 0 and info['capacity']['answered'] >= 2
-        assert all(p['exit_code'] == 0 for p in info['processes'].values()), info['processes']
-        assert [s for s, _ in info['frames']] == list(flight.stamps_ns)
-        # Every output carries the stamp of a frame played (or of a warm-up frame), and the
-        # last frame is always answered (a node drops only frames that a newer one replaced).
-        warmups = set(info['warmup_stamps'])
-        for topic, stamps in _output_stamps(out / config).items():
-            assert stamps <= played | warmups, topic
-            assert flight.stamps_ns[-1] in stamps, topic
-        assert (out / config / 'logs').is_dir()
-    # The two nodes of the baseline are summed.
-    assert report['runs']['baseline']['peak_rss_mb'] > report['runs']['multitask']['peak_rss_mb']
-    assert set(report['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity',
-                                     'paced_throughput'}
+        assert [r['round'] for r in run['rounds']] == [1]
+        for k, figures in enumerate(run['rounds'], start=1):
+            run_dir = round_dir(out, config, k)
+            assert figures['run_dir'] == str(run_dir.relative_to(out))
+            assert figures['dropped'] == FRAMES - figures['frames_out']
+            assert figures['peak_pss_mb'] <= figures['peak_rss_mb']
+            info = read_run_info(run_dir)
+            assert info['round'] == k and set(info['processes']) == nodes
+            for process in info['processes'].values():
+                # Every node of both configurations gets the same worker settings.
+                command = ' '.join(process['command'])
+                assert '-p inference_workers:=2 -p inference_threads:=1' in command, command
+                assert process['peak_uss_mb'] <= process['peak_pss_mb'] <= \
+                    process['peak_rss_mb']
+            # The configuration's peak is that of the per-sample sum over its processes.
+            for key in MEMORY_KEYS:
+                assert max(p[key] for p in info['processes'].values()) <= info[key] <= \
+                    sum(p[key] for p in info['processes'].values()) + 1e-6
+            assert set(info['memory_mb']) == {'rss', 'uss', 'pss'}
+            assert set(info['load_average']) == {'start', 'end'}
+            # Throughput is the saturated rate of the flood, the paced rate kept beside it.
+            assert figures['fps'] == info['capacity_fps'] > 0
+            assert info['capacity']['answered'] >= 2
+            assert all(p['exit_code'] == 0 for p in info['processes'].values()), \
+                info['processes']
+            # Every run plays the same frames at the same rate.
+            assert [s for s, _ in info['frames']] == list(flight.stamps_ns)
+            assert info['rate'] == 0.5
+            # Every output carries the stamp of a frame played (or of a warm-up frame), and
+            # the last frame is always answered (a node drops only frames a newer one
+            # replaced).
+            warmups = set(info['warmup_stamps'])
+            for topic, stamps in _output_stamps(run_dir).items():
+                assert stamps <= played | warmups, topic
+                assert flight.stamps_ns[-1] in stamps, topic
+            assert (run_dir / 'logs').is_dir()
+        assert run['fps_source'] == 'saturated' and run['paced_fps'] > 0
+    # The baseline runs two processes: more memory than the one multitask process, on PSS
+    # (shared pages split between them) as on RSS.
+    mt, base = report['runs']['multitask'], report['runs']['baseline']
+    assert base['peak_pss_mb'] > mt['peak_pss_mb'] and base['peak_rss_mb'] > mt['peak_rss_mb']
+    assert set(report['ratios']) == {'throughput', 'memory', 'memory_rss', 'latency_p50',
+                                     'capacity', 'paced_throughput'}
+    assert report['ratios']['memory'] > 1 and report['ratios']['memory_rss'] > 1
     assert report['ratios']['throughput'] == report['ratios']['capacity'] > 0
+    assert [r['round'] for r in report['ratios_per_round']] == [1]
+    assert report['ratio_spread']['throughput']['n'] == 1
+    assert len(report['load_average']['rounds']) == 1
     for name in ('report.md', 'latency_cdf.png', 'throughput.png', 'memory.png',
                  'overlay_strip.png'):
         assert (out / name).is_file(), name
@@ -115,20 +149,33 @@ def test_replay_compressed_images_into_the_multitask_node(tmp_path, checkpoints,
             pixels = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
             writer.write(topic, stamp, make_compressed_image(pixels, 'jpeg', stamp, 'camera'))
     out = tmp_path / 'replay'
+    # A stale third round from an earlier replay into the same directory is cleared.
+    (round_dir(out, 'multitask', 3) / OUTPUT_BAG).mkdir(parents=True)
     rc = cli_main(['replay', '--bag', str(bag), '--config', 'multitask', '--out', str(out),
                    '--rate', '0.5', '--warmup-frames', '1', '--max-frames', '3',
-                   '--capacity-seconds', '0',
+                   '--capacity-seconds', '0', '--rounds', '2',
                    '--no-progress', *_checkpoint_args(checkpoints)])
     assert rc == 0, capsys.readouterr().out
+    assert not (out / 'rounds' / '3').exists()
     report = json.loads((out / 'report.json').read_text())
     run = report['runs']['multitask']
     assert run['frames_in'] == 3 and run['frames_out'] >= 1
     assert run['map50'] is None and run['miou'] is None  # no ground truth in this bag
     assert 'baseline' not in report['runs']
     assert run['capacity_fps'] is None  # not measured with --capacity-seconds 0
-    info = read_run_info(out / 'multitask')
-    assert info['image_type'] == COMPRESSED_IMAGE and info['publish_topic'] == topic
-    assert '-p' in info['processes']['multitask_node']['command']
-    assert 'use_compressed:=true' in info['processes']['multitask_node']['command']
-    answered = set().union(*_output_stamps(out / 'multitask').values())
-    assert stamps[2] in answered and stamps[3] not in answered
+    assert run['peak_uss_mb'] <= run['peak_pss_mb'] <= run['peak_rss_mb']
+    # Two rounds: OUT/multitask and OUT/rounds/2/multitask, each a complete run.
+    assert report['rounds'] == 2
+    assert [r['run_dir'] for r in run['rounds']] == ['multitask', 'rounds/2/multitask']
+    assert report['ratios_per_round'] == []  # nothing to pair with
+    for k, figures in enumerate(run['rounds'], start=1):
+        assert figures['peak_uss_mb'] <= figures['peak_pss_mb'] <= figures['peak_rss_mb']
+        run_dir = round_dir(out, 'multitask', k)
+        info = read_run_info(run_dir)
+        assert info['round'] == k and info['rate'] == 0.5
+        # The later round plays the frames the first one played.
+        assert [s for s, _ in info['frames']] == stamps[:3]
+        assert info['image_type'] == COMPRESSED_IMAGE and info['publish_topic'] == topic
+        assert 'use_compressed:=true' in info['processes']['multitask_node']['command']
+        answered = set().union(*_output_stamps(run_dir).values())
+        assert stamps[2] in answered and stamps[3] not in answered

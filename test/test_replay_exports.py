@@ -18,7 +18,9 @@ from pathlib import Path
 
 from mtl_perception.cli.replay import node_parameters
 from mtl_perception.replay.exports import cached_onnx, checkpoint_digest, onnx_checkpoints
-from mtl_perception.replay.node_processes import node_commands
+from mtl_perception.replay.node_processes import node_commands, resolve_checkpoints
+from mtl_perception.variants import CONFIGURATIONS
+import pytest
 from ros_fixtures import make_checkpoint
 
 
@@ -46,10 +48,26 @@ def test_every_node_gets_the_same_overrides(tmp_path):
                           'inference_threads': 0}
     assert node_parameters(None, None, None) == {}
     commands = node_commands('baseline', params_file=tmp_path / 'p.yaml', image_topic='/cam',
-                             checkpoints={'detection_node': 'd.onnx',
-                                          'segmentation_node': 's.onnx'},
+                             checkpoints={'detection': 'd.onnx', 'segmentation': 's.onnx'},
                              compressed=False, parameters=parameters)
+    # The baseline's nodes, from the one table of variants, each with its own checkpoint.
+    assert list(commands) == [variant.node_name for variant in CONFIGURATIONS['baseline']]
+    assert 'checkpoint:=d.onnx' in commands['detection_node']
+    assert 'checkpoint:=s.onnx' in commands['segmentation_node']
     for command in commands.values():
+        assert command[command.index('-r') + 1] == '__ns:=/baseline'
         tail = command[command.index('-p'):]
         assert ' '.join(tail).endswith('-p backend:=onnxruntime -p inference_workers:=2 '
                                        '-p inference_threads:=0')
+
+
+def test_checkpoints_resolve_per_variant_with_the_demo_models_as_default(tmp_path):
+    given = make_checkpoint(tmp_path / 'models', 'detection')
+    resolved = resolve_checkpoints('baseline', {'detection': given, 'segmentation': None})
+    assert list(resolved) == ['detection', 'segmentation']
+    assert resolved['detection'] == Path(given)
+    assert resolved['segmentation'].name.startswith('uav_synthetic_segmentation')
+    with pytest.raises(FileNotFoundError, match='--checkpoint-multitask'):
+        resolve_checkpoints('multitask', {'multitask': tmp_path / 'missing.yaml'})
+    with pytest.raises(ValueError, match='unknown configuration'):
+        resolve_checkpoints('pair', {})

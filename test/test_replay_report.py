@@ -17,8 +17,9 @@ Scoring run directories written by hand: report.json shape and values, report.md
 
 A 4-frame input bag with ground truth, a multitask run that answers every frame exactly after
 20 / 30 ms, and a baseline run whose segmentation node misses one frame and answers 60 ms late
-with an all-'ground' mask; then the same for a recording made by ``ros2 bag record`` (no
-run.json: the recorded camera topic gives the publish times).
+with an all-'ground' mask; then the same in three rounds (``OUT/<config>/`` and
+``OUT/rounds/<k>/<config>/``) with other capacity and memory per round; then a recording made
+by ``ros2 bag record`` (no run.json: the recorded camera topic gives the publish times).
 """
 
 import json
@@ -30,7 +31,7 @@ from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, IMAG
 from mtl_perception.replay.flight import MASK_TOPIC
 from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE, make_detection_array
 from mtl_perception.replay.messages import make_image
-from mtl_perception.replay.run_files import OUTPUT_BAG, write_run_info
+from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, write_run_info
 import numpy as np
 import pytest
 
@@ -43,7 +44,9 @@ SEGMENTATION_CLASSES = ['ground', 'road']
 BOX = np.array([[1, 1, 5, 4]], np.float32)
 MASK = np.repeat(np.array([[0, 0, 0, 0, 1, 1, 1, 1]], np.uint8), 6, axis=0)
 RUN_KEYS = {'frames_in', 'frames_out', 'dropped', 'fps', 'latency_ms', 'peak_rss_mb',
-            'cpu_percent', 'map50', 'miou'}
+            'peak_uss_mb', 'peak_pss_mb', 'cpu_percent', 'map50', 'miou', 'rounds'}
+RATIO_KEYS = {'throughput', 'memory', 'memory_rss', 'latency_p50', 'capacity',
+              'paced_throughput'}
 
 
 def _input_bag(path):
@@ -88,41 +91,50 @@ def _output_bag(path, namespace, delays_ms, mask, inputs=False):
     return topics
 
 
-def _run(out_dir, config, delays_ms, mask, peak_rss_mb, capacity_fps):
-    run_dir = out_dir / config
+def _run(out_dir, config, delays_ms, mask, memory_mb, capacity_fps, round_index=1):
+    """Write a run; ``memory_mb``: (peak RSS, peak USS, peak PSS) of the configuration."""
+    run_dir = round_dir(out_dir, config, round_index)
     run_dir.mkdir(parents=True)
     topics = _output_bag(run_dir / OUTPUT_BAG, f'/{config}', delays_ms, mask)
+    rss, uss, pss = memory_mb
+    series = {kind: [[PUBLISHED[0] - 10**9, 10.0, {}], [PUBLISHED[0], peak, {}]]
+              for kind, peak in zip(('rss', 'uss', 'pss'), memory_mb)}
     write_run_info(run_dir, {
-        'config': config, 'bag': str(out_dir.parent / 'input'), 'image_topic': IMAGE_TOPIC,
-        'outputs': topics, 'frames': [[s, p] for s, p in zip(STAMPS, PUBLISHED)],
-        'peak_rss_mb': peak_rss_mb, 'cpu_percent': 95.0, 'playback_hz': 10.0,
-        'capacity_fps': capacity_fps,
-        'marks_ns': {'play_start': PUBLISHED[0]},
-        'memory_mb': [[PUBLISHED[0] - 10**9, 10.0, {}], [PUBLISHED[0], peak_rss_mb, {}]]})
+        'config': config, 'round': round_index, 'bag': str(out_dir.parent / 'input'),
+        'image_topic': IMAGE_TOPIC, 'outputs': topics,
+        'frames': [[s, p] for s, p in zip(STAMPS, PUBLISHED)],
+        'peak_rss_mb': rss, 'peak_uss_mb': uss, 'peak_pss_mb': pss, 'cpu_percent': 95.0,
+        'playback_hz': 10.0, 'capacity_fps': capacity_fps,
+        'load_average': {'start': 0.5 * round_index, 'end': 1.0 * round_index},
+        'marks_ns': {'play_start': PUBLISHED[0]}, 'memory_mb': series})
+
+
+MULTITASK_DELAYS = {'detection': [20] * 4, 'segmentation': [30] * 4}
+BASELINE_DELAYS = {'detection': [40] * 4, 'segmentation': [60, 60, None, 60]}
 
 
 @pytest.fixture()
 def replay_dir(tmp_path):
     _input_bag(tmp_path / 'input')
     out = tmp_path / 'out'
-    _run(out, 'multitask', {'detection': [20] * 4, 'segmentation': [30] * 4}, MASK, 500.0,
-         30.0)
-    _run(out, 'baseline', {'detection': [40] * 4, 'segmentation': [60, 60, None, 60]},
-         np.zeros_like(MASK), 1000.0, 12.0)
+    _run(out, 'multitask', MULTITASK_DELAYS, MASK, (600.0, 400.0, 500.0), 30.0)
+    _run(out, 'baseline', BASELINE_DELAYS, np.zeros_like(MASK), (1400.0, 800.0, 1000.0), 12.0)
     return out
 
 
 def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
     report = score_directory(replay_dir)
     on_disk = json.loads((replay_dir / 'report.json').read_text())
-    assert {'bag', 'frames', 'runs', 'ratios'} <= set(on_disk)
+    assert {'bag', 'frames', 'rounds', 'runs', 'ratios', 'ratio_spread', 'ratios_per_round',
+            'load_average', 'targets'} <= set(on_disk)
     assert on_disk['bag'].endswith('input') and on_disk['frames'] == 4
+    assert on_disk['rounds'] == 1
     assert set(on_disk['runs']) == {'multitask', 'baseline'}
     for run in on_disk['runs'].values():
         assert RUN_KEYS <= set(run)
         assert set(run['latency_ms']) >= {'p50', 'p95', 'max'}
-    assert set(on_disk['ratios']) == {'throughput', 'memory', 'latency_p50', 'capacity',
-                                      'paced_throughput'}
+        assert len(run['rounds']) == 1 and run['rounds'][0]['round'] == 1
+    assert set(on_disk['ratios']) == set(on_disk['ratio_spread']) == RATIO_KEYS
     mt, base = report['runs']['multitask'], report['runs']['baseline']
     assert (mt['frames_in'], mt['frames_out'], mt['dropped']) == (4, 4, 0)
     assert (base['frames_in'], base['frames_out'], base['dropped']) == (4, 3, 1)
@@ -133,7 +145,10 @@ def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
     assert mt['fps_source'] == base['fps_source'] == 'saturated'
     assert mt['paced_fps'] == pytest.approx(4 / 0.330)
     assert base['paced_fps'] == pytest.approx(3 / 0.360)
+    # Memory on PSS (1000 / 500), the RSS ratio (1400 / 600) beside it.
+    assert (mt['peak_rss_mb'], mt['peak_uss_mb'], mt['peak_pss_mb']) == (600.0, 400.0, 500.0)
     assert report['ratios'] == pytest.approx({'throughput': 2.5, 'memory': 2.0,
+                                              'memory_rss': 1400 / 600,
                                               'latency_p50': 2.0, 'capacity': 2.5,
                                               'paced_throughput': (4 / 0.330) / (3 / 0.360)})
     assert mt['map50'] == pytest.approx(1.0) and mt['miou'] == pytest.approx(1.0)
@@ -147,11 +162,15 @@ def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
 def test_report_markdown_and_plots_are_written(replay_dir):
     score_directory(replay_dir)
     markdown = (replay_dir / 'report.md').read_text()
-    assert '| throughput (fps) | 30.00 | 12.00 | 2.50x |' in markdown
-    assert '| peak RSS (MB) | 500 | 1000 | 2.00x |' in markdown
-    assert '| paced output (fps) | 12.12 | 8.33 | 1.45x |' in markdown
+    assert '| throughput (fps) | 30.00 | 12.00 | 2.50x |  |' in markdown
+    assert '| peak PSS (MB) | 500 | 1000 | 2.00x |  |' in markdown
+    assert '| peak USS (MB) | 400 | 800 |  |  |' in markdown
+    assert '| peak RSS (MB) | 600 | 1400 | 2.33x |  |' in markdown
+    assert '| paced output (fps) | 12.12 | 8.33 | 1.45x |  |' in markdown
+    assert '- memory: baseline / multitask peak PSS' in markdown
     assert 'saturated throughput' in markdown
-    assert '| mIoU (%) | 100.0 | 25.0 |  |' in markdown
+    assert '| mIoU (%) | 100.0 | 25.0 |  |  |' in markdown
+    assert '(rounds.png)' not in markdown  # one round: nothing to plot per round
     for name in ('latency_cdf', 'latency_over_time', 'throughput', 'memory', 'overlay_strip'):
         png = replay_dir / f'{name}.png'
         assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', name
@@ -172,13 +191,53 @@ def test_score_only_reads_a_ros2_bag_record_layout(tmp_path, capsys):
     assert run['publish_times'] == 'recorded input'
     assert (run['frames_in'], run['frames_out'], run['dropped']) == (4, 3, 1)
     assert run['latency_ms']['max'] == pytest.approx(35.0)
-    assert run['peak_rss_mb'] is None and run['map50'] == pytest.approx(1.0)
+    assert run['peak_rss_mb'] is None and run['peak_pss_mb'] is None
+    assert run['map50'] == pytest.approx(1.0)
     # No flood in an outside recording: throughput falls back to the paced output rate.
     assert run['fps_source'] == 'paced' and run['fps'] == run['paced_fps'] > 0
-    assert report['ratios'] == {'throughput': None, 'memory': None, 'latency_p50': None,
-                                'capacity': None, 'paced_throughput': None}
+    assert report['rounds'] == 1 and len(run['rounds']) == 1
+    assert report['ratios'] == dict.fromkeys(RATIO_KEYS)
+    assert all(spread['n'] == 0 for spread in report['ratio_spread'].values())
 
 
 def test_score_only_names_a_directory_without_runs(tmp_path, capsys):
     assert cli_main(['replay', '--score-only', str(tmp_path)]) == 2
     assert 'no replay run in' in capsys.readouterr().err
+
+
+def test_rounds_are_scored_each_and_reported_as_medians_with_spread(replay_dir):
+    # Rounds 2 and 3: other saturated rates and memory; the same frames and answers.
+    for k, (mt_fps, base_fps, mt_pss, base_pss) in ((2, (40.0, 10.0, 520.0, 1300.0)),
+                                                    (3, (20.0, 10.0, 480.0, 960.0))):
+        _run(replay_dir, 'multitask', MULTITASK_DELAYS, MASK, (620.0, 410.0, mt_pss), mt_fps,
+             round_index=k)
+        _run(replay_dir, 'baseline', BASELINE_DELAYS, np.zeros_like(MASK),
+             (1500.0, 850.0, base_pss), base_fps, round_index=k)
+    report = score_directory(replay_dir)
+    assert report['rounds'] == 3
+    mt, base = report['runs']['multitask'], report['runs']['baseline']
+    assert [r['round'] for r in mt['rounds']] == [1, 2, 3]
+    assert [r['run_dir'] for r in base['rounds']] == [
+        'baseline', 'rounds/2/baseline', 'rounds/3/baseline']
+    assert [r['fps'] for r in mt['rounds']] == [30.0, 40.0, 20.0]
+    # Today's keys hold the medians over rounds.
+    assert (mt['fps'], base['fps']) == (30.0, 10.0)
+    assert (mt['peak_pss_mb'], base['peak_pss_mb']) == (500.0, 1000.0)
+    assert mt['miou'] == pytest.approx(1.0) and base['miou'] == pytest.approx(0.25)
+    # Ratios: the median of the per-round ratios (2.5, 4, 2), not the ratio of the medians.
+    assert [r['throughput'] for r in report['ratios_per_round']] == [2.5, 4.0, 2.0]
+    assert report['ratios']['throughput'] == 2.5
+    assert report['ratio_spread']['throughput'] == pytest.approx(
+        {'median': 2.5, 'min': 2.0, 'max': 4.0, 'q1': 2.25, 'q3': 3.25, 'n': 3})
+    assert report['ratios']['memory'] == pytest.approx(2.0)  # PSS: 2.0, 2.5, 2.0
+    assert report['ratios']['memory_rss'] == pytest.approx(1500 / 620)
+    assert report['load_average']['rounds'] == [
+        {'round': k, 'start': 0.5 * k, 'end': 1.0 * k} for k in (1, 2, 3)]
+    assert report['load_average']['overall']['n'] == 12
+    markdown = (replay_dir / 'report.md').read_text()
+    assert '| throughput (fps) | 30.00 | 10.00 | 2.50x | 2.00-4.00x |' in markdown
+    assert '## Rounds' in markdown and '(rounds.png)' in markdown
+    assert (replay_dir / 'rounds.png').read_bytes()[:4] == b'\x89PNG'
+    # Fewer rounds on disk (a gap) end the series: round 3 without round 2 is not read.
+    (replay_dir / 'rounds' / '2' / 'multitask' / OUTPUT_BAG / 'metadata.yaml').unlink()
+    assert score_directory(replay_dir, make_plots=False)['runs']['multitask']['fps'] == 30.0

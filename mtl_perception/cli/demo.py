@@ -19,16 +19,20 @@ Stages: (1) a synthetic UAV flight bag with ground truth, made once and cached (
 its recorded seed, frame count, rate and size match the request); (2) the three demo models
 exported to ONNX once (cached beside the bag, keyed by the checkpoints' content), since the
 demo runs the CPU deployment path: ONNX Runtime; (3) the multitask node and (4) the detection
-+ segmentation baseline, every node with the same settings (``--backend``, ``--workers``,
-``--threads``), first flooded with the bag's images to measure their saturated throughput,
-then replaying the same frames at the same paced rate, half the multitask node's saturated
-rate (``--utilization``), so that it has idle time on every frame ('auto'); (5) the scores, the
-side-by-side table and the report in ``--out`` (``runs/demo``). Playback is capped at
-``--max-seconds`` per configuration so the demo stays within minutes on a small machine.
++ segmentation baseline, in ``--rounds`` alternating rounds (multitask, baseline, multitask,
+baseline, ...; 3 by default), every node with the same settings (``--backend``,
+``--workers``, ``--threads``), each run first flooded with the bag's images for a few seconds
+to measure its saturated throughput, then replaying the same frames at the same paced rate:
+half the multitask node's saturated rate in round 1 (``--utilization``), so that it has idle
+time on every frame ('auto'); (5) the scores, the side-by-side table of medians over rounds
+with the ratios' spread, and the report in ``--out`` (``runs/demo``; round 1 in
+``runs/demo/<config>/``, later rounds in ``runs/demo/rounds/<k>/<config>/``). Playback is
+capped at ``--max-seconds`` per run so the demo stays within minutes on a small machine.
 
 Throughput in the report is the saturated rate (what each configuration does flat out; at a
 rate that leaves a node idle its output rate is only the input rate); the paced run gives
-latency, frames lost, CPU and accuracy (see :mod:`mtl_perception.replay.report`). The
+latency, frames lost, CPU and accuracy; memory is compared on PSS (see
+:mod:`mtl_perception.replay.report`). The
 defaults (ONNX Runtime, two inference workers of one thread each per node) were chosen by
 measurement on the 2-core machine the demo targets: one intra-op thread per run wastes no
 time on thread hand-offs, and two workers keep both cores busy.
@@ -39,19 +43,22 @@ import json
 from pathlib import Path
 import time
 
-from mtl_perception.cli.replay import _rate, add_node_arguments, apply_ros_environment
-from mtl_perception.cli.replay import CAPACITY_SECONDS, node_parameters, run_replay
+from mtl_perception.cli.replay import _rate, add_node_arguments, add_rounds_argument
+from mtl_perception.cli.replay import apply_ros_environment, capacity_seconds_per_round
+from mtl_perception.cli.replay import DEFAULT_ROUNDS, node_parameters, run_replay
 from mtl_perception.replay.bag_io import BagError, open_bag
 from mtl_perception.replay.exports import default_cache, onnx_checkpoints
 from mtl_perception.replay.flight import CUSTOM_DATA_KEY, IMAGE_TOPIC, write_flight_bag
 from mtl_perception.replay.report import console_table
 from mtl_perception.resources import model_file
+from mtl_perception.variants import CONFIGURATIONS, VARIANTS
 
-DEMO_MODELS = {'multitask': 'uav_synthetic_multitask', 'detection': 'uav_synthetic_detection',
-               'segmentation': 'uav_synthetic_segmentation'}
 DEFAULT_FRAMES = 300
 DEFAULT_RATE_HZ = 10.0
-DEFAULT_MAX_SECONDS = 90.0
+# Longest paced playback per run: the whole 300-frame flight (6-7 s at the rate a quiet 2-core
+# machine plays it, about 45 Hz; down to 15 Hz on a busy one), and fewer frames only on a
+# machine slower still, so that three rounds of both configurations stay within minutes.
+DEFAULT_MAX_SECONDS = 20.0
 DEFAULT_BACKEND = 'onnxruntime'
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 1
@@ -81,10 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="playback speed over the bag's 10 Hz, or 'auto' (default)")
     parser.add_argument('--utilization', type=_fraction, default=DEFAULT_UTILIZATION,
                         help="with the 'auto' rate, play at this fraction of the multitask "
-                        f"node's saturated rate (default {DEFAULT_UTILIZATION:g})")
+                        f"node's saturated rate in round 1 (default {DEFAULT_UTILIZATION:g})")
     parser.add_argument('--max-seconds', type=float, default=DEFAULT_MAX_SECONDS,
-                        help='longest playback per configuration (default '
+                        help='longest paced playback per run (default '
                         f'{DEFAULT_MAX_SECONDS:g} s)')
+    add_rounds_argument(parser, '', default=DEFAULT_ROUNDS)
     parser.add_argument('--cache', type=Path, default=None,
                         help='where the flight bag and the ONNX exports are cached (default '
                         '~/.cache/mtl_perception)')
@@ -95,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo_checkpoints() -> dict:
     """Return {'multitask'|'detection'|'segmentation': path}; FileNotFoundError if missing."""
-    paths = {key: model_file(name) for key, name in DEMO_MODELS.items()}
+    paths = {key: model_file(variant.demo_model) for key, variant in VARIANTS.items()}
     missing = [str(p) for p in paths.values()
                if not p.is_file() or not p.with_suffix('.yaml').is_file()]
     if missing:
@@ -148,17 +156,20 @@ def main(args: argparse.Namespace) -> int:
         checkpoints = onnx_checkpoints(checkpoints, args.export_cache or cache, progress)
     else:
         print(f'[2/{STAGES}] {args.backend} backend: no export needed', flush=True)
-    print(f'[3-4/{STAGES}] replaying through the multitask node, then the baseline pair, '
-          f'every node with {parameters} (each flooded {CAPACITY_SECONDS:g} s, then at most '
-          f'{args.max_seconds:g} s of paced playback)', flush=True)
+    print(f'[3-4/{STAGES}] {args.rounds} round(s) of the multitask node, then the baseline '
+          f'pair, every node with {parameters} (each run flooded '
+          f'{capacity_seconds_per_round(args.rounds):g} s, then at most {args.max_seconds:g} s '
+          'of paced playback)', flush=True)
     apply_ros_environment()
     from mtl_perception.replay.runner import ReplayError  # loads rclpy: after the environment
     try:
-        report = run_replay(bag, args.out, ('multitask', 'baseline'), rate=args.rate,
+        report = run_replay(bag, args.out, tuple(CONFIGURATIONS), rate=args.rate,
                             image_topic=IMAGE_TOPIC, checkpoints=checkpoints,
                             max_seconds=args.max_seconds, progress=progress,
                             parameters=parameters, utilization=args.utilization,
+                            rounds=args.rounds,
                             extra={'demo': {'frames': args.frames, 'seed': args.seed,
+                                            'rounds': args.rounds,
                                             'node_parameters': parameters}})
     except ReplayError as error:
         print(f'mtl-perception demo: failed: {error}', flush=True)

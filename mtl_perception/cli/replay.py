@@ -17,13 +17,19 @@
 
 Examples::
 
-    mtl-perception replay --bag flight/ --config both --out runs/replay
+    mtl-perception replay --bag flight/ --config both --out runs/replay --rounds 5
     mtl-perception replay --bag flight/ --config multitask --rate auto --max-frames 100
     mtl-perception replay --bag flight/ --backend onnxruntime --workers 2 --threads 1
     mtl-perception replay --score-only runs/launch --bag flight/   # ros2 bag record output
 
-Each configuration runs in ``OUT/<config>/`` (output bag, run.json, node logs); the report
-(report.json, report.md, PNG plots) goes to ``OUT``. ROS traffic stays on this machine
+The configurations run in ``--rounds`` rounds, alternating (multitask, baseline, multitask,
+baseline, ...; default 3 rounds with ``--config both``, else 1), each round a complete run:
+nodes started, warm-up, capacity flood, paced playback, nodes stopped. Round 1 of a
+configuration runs in ``OUT/<config>/``, round k > 1 in ``OUT/rounds/<k>/<config>/`` (output
+bag, run.json, node logs each), so ``OUT/<config>/`` is always one complete run in the layout
+``launch/replay.launch.py`` records; the report (report.json, report.md, PNG plots) goes to
+``OUT`` and gives the median over rounds of every figure and of every per-round ratio, with
+its spread (see :mod:`mtl_perception.replay.report`). ROS traffic stays on this machine
 (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_LOCALHOST_ONLY=1) in a ROS domain picked per
 run unless ROS_DOMAIN_ID or --domain-id names one.
 
@@ -39,21 +45,38 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+import time
+from typing import Sequence
 
 from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.evaluation import score_directory
 from mtl_perception.replay.exports import onnx_checkpoints
+from mtl_perception.replay.node_processes import resolve_checkpoints
 from mtl_perception.replay.report import console_table
 from mtl_perception.replay.run_files import find_image_topic
 from mtl_perception.resources import config_file
 from mtl_perception.ros.environment import localhost_ros_env
+from mtl_perception.variants import CONFIGURATIONS, VARIANTS
 
 LOGGER = logging.getLogger(__name__)
-CONFIGS = {'multitask': ('multitask',), 'baseline': ('baseline',),
-           'both': ('multitask', 'baseline')}
+CONFIGS = {**{name: (name,) for name in CONFIGURATIONS}, 'both': tuple(CONFIGURATIONS)}
 BACKENDS = ('torch', 'onnxruntime')
+# Capacity flood of a single run, and of each run when there are several rounds (the rounds
+# together then flood longer than one run did, and the median smooths what one round caught).
 CAPACITY_SECONDS = 8.0
+ROUND_CAPACITY_SECONDS = 3.0
+# Rounds when both configurations run (alternating); a single configuration runs once.
+DEFAULT_ROUNDS = 3
+
+
+def default_rounds(configs: Sequence[str]) -> int:
+    """Return the rounds a replay of ``configs`` runs unless told: 3 for a comparison, else 1."""
+    return DEFAULT_ROUNDS if len(configs) > 1 else 1
+
+
+def capacity_seconds_per_round(rounds: int) -> float:
+    """Return the capacity flood of each run: 8 s for a single round, 3 s with several."""
+    return CAPACITY_SECONDS if rounds <= 1 else ROUND_CAPACITY_SECONDS
 
 
 def _rate(text: str):
@@ -90,8 +113,8 @@ def _threads(text: str) -> int:
     return value
 
 
-def add_node_arguments(parser: argparse.ArgumentParser, *, backend: Optional[str] = None,
-                       workers: Optional[int] = None, threads: Optional[int] = None) -> None:
+def add_node_arguments(parser: argparse.ArgumentParser, *, backend: str | None = None,
+                       workers: int | None = None, threads: int | None = None) -> None:
     """Add --backend/--workers/--threads/--export-cache (defaults: None = the params file)."""
     keep = 'the params file' if backend is None else None
     parser.add_argument('--backend', choices=BACKENDS, default=backend,
@@ -107,8 +130,8 @@ def add_node_arguments(parser: argparse.ArgumentParser, *, backend: Optional[str
                         help='where ONNX exports are cached (default ~/.cache/mtl_perception)')
 
 
-def node_parameters(backend: Optional[str], workers: Optional[int],
-                    threads: Optional[int]) -> dict:
+def node_parameters(backend: str | None, workers: int | None,
+                    threads: int | None) -> dict:
     """Return the ``-p`` overrides every node gets (only the options that were given)."""
     values = {'backend': backend, 'inference_workers': workers, 'inference_threads': threads}
     return {name: value for name, value in values.items() if value is not None}
@@ -124,27 +147,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='output directory (default runs/replay)')
     parser.add_argument('--rate', type=_rate, default=1.0,
                         help="playback speed over the bag's timing, or 'auto': 70%% of "
-                        "the first configuration's saturated frame rate (the multitask "
-                        "node's with --config both; the next run plays at the same rate); "
+                        "the first run's saturated frame rate (the multitask node's in "
+                        'round 1 with --config both; every later run plays at that rate); '
                         'default 1.0')
     parser.add_argument('--image-topic', help='camera topic in the bag (default: its only '
                         'Image/CompressedImage topic outside /ground_truth)')
     parser.add_argument('--params-file', type=Path, default=None,
                         help='node parameters (default: the package config/mtl_perception.yaml)')
-    for key in ('multitask', 'detection', 'segmentation'):
+    for key, variant in VARIANTS.items():
         parser.add_argument(f'--checkpoint-{key}', type=Path, default=None,
-                            help=f'checkpoint of the {key} node (default: the demo model)')
+                            help=f'checkpoint of the {variant.node_name} (default: the demo '
+                            f'model {variant.demo_model})')
     parser.add_argument('--max-frames', type=_positive_int, default=None,
                         help='play at most N frames')
     parser.add_argument('--max-seconds', type=float, default=None,
                         help='play at most this long (frames = seconds x playback rate)')
     parser.add_argument('--warmup-frames', type=_positive_int, default=4,
                         help='frames sent one at a time before playing (default 4)')
-    parser.add_argument('--capacity-seconds', type=float, default=CAPACITY_SECONDS,
-                        help='flood the nodes this long before playing to measure their '
-                        'saturated frame rate, the throughput of the report (default '
-                        f'{CAPACITY_SECONDS:g}; 0 skips it, throughput is then the paced '
-                        'output rate)')
+    add_rounds_argument(parser, 'with --config both, else 1')
+    parser.add_argument('--capacity-seconds', type=float, default=None,
+                        help='flood the nodes this long before playing, in every run, to '
+                        'measure their saturated frame rate, the throughput of the report '
+                        f'(default {CAPACITY_SECONDS:g} with one round, '
+                        f'{ROUND_CAPACITY_SECONDS:g} per run with several; 0 skips it, '
+                        'throughput is then the paced output rate)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS domain of the runs (default: ROS_DOMAIN_ID if set, else one '
                         'picked per run)')
@@ -155,7 +181,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_node_arguments(parser)
 
 
-def apply_ros_environment(domain_id: Optional[int] = None) -> Optional[int]:
+def add_rounds_argument(parser: argparse.ArgumentParser, default_text: str,
+                        default: int | None = None) -> None:
+    """Add ``--rounds`` (``default_text`` says what None means)."""
+    parser.add_argument('--rounds', type=_positive_int, default=default,
+                        help='runs per configuration, alternating multitask, baseline, '
+                        f'multitask, ...; the report gives medians and spread (default '
+                        f'{default if default is not None else DEFAULT_ROUNDS}'
+                        f'{" " + default_text if default_text else ""})')
+
+
+def apply_ros_environment(domain_id: int | None = None) -> int | None:
     """
     Make this process and its children loopback-only ROS processes; return the domain to use.
 
@@ -169,23 +205,34 @@ def apply_ros_environment(domain_id: Optional[int] = None) -> Optional[int]:
 
 
 def run_replay(bag: Path, out_dir: Path, configs: Sequence[str], *, rate=1.0,
-               image_topic: Optional[str] = None, params_file: Optional[Path] = None,
-               checkpoints: Optional[dict] = None, max_frames: Optional[int] = None,
-               max_seconds: Optional[float] = None, warmup_frames: int = 4,
-               capacity_seconds: float = CAPACITY_SECONDS, domain_id: Optional[int] = None,
-               progress: bool = True, extra: Optional[dict] = None,
-               parameters: Optional[dict] = None,
-               utilization: Optional[float] = None) -> dict:
+               image_topic: str | None = None, params_file: Path | None = None,
+               checkpoints: dict | None = None, max_frames: int | None = None,
+               max_seconds: float | None = None, warmup_frames: int = 4,
+               capacity_seconds: float | None = None, domain_id: int | None = None,
+               progress: bool = True, extra: dict | None = None,
+               parameters: dict | None = None, utilization: float | None = None,
+               rounds: int | None = None) -> dict:
     """
-    Run ``configs`` one after the other on ``bag``, score them and write the report.
+    Run ``configs`` in alternating rounds on ``bag``, score them and write the report.
 
-    ``parameters``: ``-p`` overrides for every node (see ``node_parameters``); the
-    ``checkpoints`` must suit its backend (ONNX exports for onnxruntime); ``utilization``:
-    the fraction of the first configuration's saturated rate that ``rate=None`` plays at.
+    Round 1 runs every configuration of ``configs`` in turn, then round 2, and so on; every
+    run plays the frames the first one played, at its rate.
+
+    :param parameters: ``-p`` overrides for every node (see ``node_parameters``); the
+        ``checkpoints`` must suit its backend (ONNX exports for onnxruntime).
+    :param utilization: the fraction of the first run's saturated rate that ``rate=None``
+        plays at.
+    :param rounds: runs per configuration (default :func:`default_rounds`).
+    :param capacity_seconds: flood per run (default :func:`capacity_seconds_per_round`).
     """
     domain_id = apply_ros_environment(domain_id)
     # rclpy loads only now, after the environment is loopback-only.
-    from mtl_perception.replay.runner import ReplaySettings, run_config
+    from mtl_perception.replay.runner import clear_stale_rounds, ReplaySettings, run_config
+    rounds = default_rounds(configs) if rounds is None else int(rounds)
+    if rounds < 1:
+        raise ValueError(f'rounds must be >= 1, got {rounds}')
+    if capacity_seconds is None:
+        capacity_seconds = capacity_seconds_per_round(rounds)
     bag = Path(bag)
     with open_bag(bag) as reader:
         topics = reader.topics()
@@ -202,27 +249,30 @@ def run_replay(bag: Path, out_dir: Path, configs: Sequence[str], *, rate=1.0,
         warmup_frames=warmup_frames, capacity_seconds=capacity_seconds, progress=progress)
     if utilization is not None:
         settings.utilization = utilization
-    for index, config in enumerate(configs):
-        print(f'[{config}] replaying {bag} ({topic})', flush=True)
-        outcome = run_config(config, settings, domain_offset=index)
-        # The next configuration plays the same frames at the same rate.
-        settings.rate, settings.max_frames = outcome.rate, outcome.frames
-        settings.max_seconds = None
-    print(f'scoring {", ".join(configs)}', flush=True)
+    clear_stale_rounds(out_dir, configs, rounds)
+    started = time.monotonic()
+    for round_index in range(1, rounds + 1):
+        for position, config in enumerate(configs):
+            print(f'[round {round_index}/{rounds}: {config}] replaying {bag} ({topic}) '
+                  f'{time.monotonic() - started:.0f} s in', flush=True)
+            outcome = run_config(config, settings,
+                                 domain_offset=(round_index - 1) * len(configs) + position,
+                                 round_index=round_index)
+            # Every later run plays the same frames at the same rate.
+            settings.rate, settings.max_frames = outcome.rate, outcome.frames
+            settings.max_seconds = None
+    print(f'scoring {", ".join(configs)} ({rounds} round(s))', flush=True)
     # Only what ran now: an older run of the other configuration in OUT is not compared.
     only = configs[0] if len(configs) == 1 else None
     return score_directory(out_dir, bag=bag, image_topic=topic, config=only, extra=extra)
 
 
 def _replayed_checkpoints(config: str, given: dict) -> dict:
-    """Return {key: checkpoint} of every node ``config`` runs (the demo models by default)."""
-    from mtl_perception.replay.node_processes import CONFIG_NODES, resolve_checkpoints
-    keys = {spec.executable: spec.checkpoint_key for name in CONFIGS[config]
-            for spec in CONFIG_NODES[name]}
+    """Return {variant key: checkpoint} of every node ``config`` runs (demo models by default)."""
     resolved = {}
     for name in CONFIGS[config]:
         resolved.update(resolve_checkpoints(name, given))
-    return {keys[executable]: path for executable, path in resolved.items()}
+    return resolved
 
 
 def main(args: argparse.Namespace) -> int:
@@ -237,9 +287,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         if args.bag is None:
             raise ValueError('--bag is required (or --score-only DIR)')
-        checkpoints = {'multitask': args.checkpoint_multitask,
-                       'detection': args.checkpoint_detection,
-                       'segmentation': args.checkpoint_segmentation}
+        checkpoints = {key: getattr(args, f'checkpoint_{key}') for key in VARIANTS}
         if args.backend == 'onnxruntime':
             checkpoints = onnx_checkpoints(_replayed_checkpoints(args.config, checkpoints),
                                            args.export_cache, not args.no_progress)
@@ -250,7 +298,7 @@ def main(args: argparse.Namespace) -> int:
                 checkpoints=checkpoints, max_frames=args.max_frames,
                 max_seconds=args.max_seconds, warmup_frames=args.warmup_frames,
                 capacity_seconds=args.capacity_seconds, domain_id=domain_id,
-                progress=not args.no_progress,
+                progress=not args.no_progress, rounds=args.rounds,
                 parameters=node_parameters(args.backend, args.workers, args.threads))
         except ReplayError as error:
             print(f'mtl-perception replay: failed: {error}', flush=True)

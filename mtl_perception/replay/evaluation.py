@@ -15,40 +15,51 @@
 """
 Score the runs of a replay directory and write its report and plots (no rclpy).
 
-Works on runs this package recorded (``run.json`` beside the output bag) and on recordings
-made elsewhere (``ros2 bag record`` through ``launch/replay.launch.py``), see
-:mod:`mtl_perception.replay.run_files` for what is measured in each case.
+Works on runs this package recorded (``run.json`` beside the output bag, one run directory
+per configuration and round, see :func:`mtl_perception.replay.run_files.round_dir`) and on
+recordings made elsewhere (``ros2 bag record`` through ``launch/replay.launch.py``: one
+round), see :mod:`mtl_perception.replay.run_files` for what is measured in each case. Every
+round is scored (timing, memory, CPU and accuracy); the report gives the medians over rounds
+and the per-round ratios (:mod:`mtl_perception.replay.report`); the plots show round 1, plus
+one plot of every round's figures.
 """
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from mtl_perception.replay import plots
 from mtl_perception.replay.report import build_report, PLOTS, write_report
-from mtl_perception.replay.run_files import bag_class_names, CONFIG_TASKS, load_run
-from mtl_perception.replay.run_files import OUTPUT_BAG, read_ground_truth
+from mtl_perception.replay.run_files import bag_class_names, config_tasks, find_rounds
+from mtl_perception.replay.run_files import load_run, OUTPUT_BAG, read_ground_truth
 from mtl_perception.replay.scoring import GroundTruth, score_accuracy, score_timing
+from mtl_perception.variants import CONFIGURATIONS
 import numpy as np
 
 __all__ = ['find_runs', 'score_directory', 'score_run']
 
 LOGGER = logging.getLogger(__name__)
 STRIP_FRAMES = 4
+MEMORY_KEYS = ('peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb')
 
 
-def find_runs(out_dir: Path, config: Optional[str] = None) -> dict:
+def find_runs(out_dir: Path, config: str | None = None) -> dict:
     """
-    Return ``{config: run directory}`` of the runs under ``out_dir``.
+    Return ``{config: [run directory of round 1, round 2, ...]}`` of the runs in ``out_dir``.
 
-    ``out_dir/multitask`` and ``out_dir/baseline`` when they hold an output bag; otherwise
-    ``out_dir`` itself when it does, as ``config`` (default 'multitask').
+    ``out_dir/multitask`` and ``out_dir/baseline`` (round 1) and ``out_dir/rounds/<k>/...``
+    when they hold an output bag; otherwise ``out_dir`` itself when it does, as ``config``
+    (default 'multitask'), one round.
     """
     out_dir = Path(out_dir)
-    runs = {name: out_dir / name for name in CONFIG_TASKS
-            if (out_dir / name / OUTPUT_BAG).exists() and config in (None, name)}
+    runs = {}
+    for name in CONFIGURATIONS:
+        if config in (None, name):
+            rounds = [run_dir for _, run_dir in find_rounds(out_dir, name)]
+            if rounds:
+                runs[name] = rounds
     if not runs and (out_dir / OUTPUT_BAG).exists():
-        runs[config or 'multitask'] = out_dir
+        runs[config or 'multitask'] = [out_dir]
     if not runs:
         raise FileNotFoundError(f'no replay run in {out_dir}: expected {OUTPUT_BAG}/ in '
                                 f'{out_dir}/multitask, {out_dir}/baseline or {out_dir}')
@@ -68,9 +79,17 @@ def _numbers(values: dict) -> dict:
     return numbers
 
 
-def score_run(run, bag: Optional[Path]) -> tuple:
-    """Return ``(R dict, TimingScore, GroundTruth or None, class names)`` of a RecordedRun."""
-    receipts = {task: run.receipts.get(task, {}) for task in CONFIG_TASKS[run.config]}
+def score_run(run, bag: Path | None, truth: GroundTruth | None = None) -> tuple:
+    """
+    Score one recorded run.
+
+    :param run: a :class:`mtl_perception.replay.run_files.RecordedRun`.
+    :param bag: the input bag (ground truth, class names), or None.
+    :param truth: ground truth already read from ``bag`` (any superset of the answered
+        frames); read from ``bag`` when None.
+    :return: ``(R dict, TimingScore, GroundTruth or None, class names)``.
+    """
+    receipts = {task: run.receipts.get(task, {}) for task in config_tasks(run.config)}
     timing = score_timing(run.frames, receipts)
     result = timing.as_dict()
     info = run.info
@@ -82,25 +101,29 @@ def score_run(run, bag: Optional[Path]) -> tuple:
                    'fps_source': 'saturated' if capacity is not None else 'paced',
                    'capacity_complete_fps': flood.get('complete_fps'),
                    'node_parameters': info.get('node_parameters')})
-    result.update({'peak_rss_mb': info.get('peak_rss_mb'), 'cpu_percent': info.get('cpu_percent'),
+    result.update({key: info.get(key) for key in MEMORY_KEYS})
+    result.update({'cpu_percent': info.get('cpu_percent'),
                    'map50': None, 'miou': None, 'publish_times': run.publish_source,
                    'playback_hz': info.get('playback_hz'),
                    'capacity_fps': info.get('capacity_fps'),
                    'warmup_ms': info.get('warmup_ms'),
-                   'processes': {name: {k: p.get(k) for k in ('peak_rss_mb', 'cpu_percent',
-                                                              'exit_code', 'checkpoint')}
-                                 for name, p in info.get('processes', {}).items()},
+                   'load_average': info.get('load_average'),
+                   'processes': {name: {k: p.get(k) for k in MEMORY_KEYS + (
+                       'cpu_percent', 'exit_code', 'checkpoint')}
+                       for name, p in info.get('processes', {}).items()},
                    'node_diagnostics': {name: _numbers(values)
                                         for name, values in run.diagnostics.items()}})
-    truth, classes = None, dict(run.class_names)
+    classes = dict(run.class_names)
     if bag is not None and Path(bag).exists():
         classes = bag_class_names(bag) or classes
-        answered = set(run.detections) | set(run.masks)
-        truth = read_ground_truth(bag, answered)
+        if truth is None:
+            truth = read_ground_truth(bag, set(run.detections) | set(run.masks))
         result.update(score_accuracy(
             truth, run.detections if 'detection' in run.receipts else None,
             run.masks if 'segmentation' in run.receipts else None,
             classes.get('detection', ()), classes.get('segmentation', ())))
+    else:
+        truth = None
     return result, timing, truth, classes
 
 
@@ -116,56 +139,96 @@ def _strip_stamps(runs: dict) -> list:
     return [played[int(i)] for i in sorted(set(picks))]
 
 
-def score_directory(out_dir: Path, *, bag: Optional[Path] = None,
-                    image_topic: Optional[str] = None, config: Optional[str] = None,
-                    make_plots: bool = True, extra: Optional[dict] = None,
+class _TruthCache:
+    """The input bag's ground truth, read once for the frames every round plays."""
+
+    def __init__(self) -> None:
+        self.bag, self.stamps, self.truth = None, set(), None
+
+    def get(self, bag: Path | None, stamps) -> GroundTruth | None:
+        if bag is None or not Path(bag).exists():
+            return None
+        stamps = {int(s) for s in stamps}
+        if self.truth is None or str(bag) != str(self.bag) or not stamps <= self.stamps:
+            self.bag, self.stamps = bag, stamps | (self.stamps if self.bag == bag else set())
+            self.truth = read_ground_truth(bag, self.stamps)
+        return self.truth
+
+
+def score_directory(out_dir: Path, *, bag: Path | None = None,
+                    image_topic: str | None = None, config: str | None = None,
+                    make_plots: bool = True, extra: dict | None = None,
                     order: Sequence[str] = ('multitask', 'baseline')) -> dict:
     """
-    Score every run under ``out_dir``, write report.json / report.md / plots; return the report.
+    Score every run (every round) under ``out_dir``; write report.json / report.md / plots.
 
-    ``bag``: the input bag (default: the one run.json names) for ground truth and the overlay
-    strip; ``image_topic``: the input topic of an outside recording (default: found).
+    :param bag: the input bag (default: the one run.json names) for ground truth and the
+        overlay strip.
+    :param image_topic: the input topic of an outside recording (default: found).
+    :param config: score only this configuration (default: every one found).
+    :return: the report (:func:`mtl_perception.replay.report.build_report`).
     """
     out_dir = Path(out_dir)
     found = find_runs(out_dir, config)
-    runs, results, timings, truth, classes = {}, {}, {}, None, {}
+    per_round, first_runs, timings, truth, classes = {}, {}, {}, None, {}
+    truth_cache = _TruthCache()
     for name in [c for c in order if c in found] + [c for c in found if c not in order]:
-        LOGGER.info('scoring %s (%s)', name, found[name])
-        run = load_run(found[name], name, image_topic)
-        run_bag = bag or run.info.get('bag')
-        if run_bag is not None and not Path(run_bag).exists():
-            LOGGER.warning('input bag %s not found: no accuracy', run_bag)
-            run_bag = None
-        bag = bag or run_bag
-        results[name], timings[name], run_truth, run_classes = score_run(run, run_bag)
-        truth, classes = truth or run_truth, classes or run_classes
-        runs[name] = run
-    frames = max(r['frames_in'] for r in results.values())
-    first = next(iter(runs.values()))
+        per_round[name] = []
+        for index, run_dir in enumerate(found[name], start=1):
+            LOGGER.info('scoring %s round %d (%s)', name, index, run_dir)
+            run = load_run(run_dir, name, image_topic)
+            run_bag = bag or run.info.get('bag')
+            if run_bag is not None and not Path(run_bag).exists():
+                LOGGER.warning('input bag %s not found: no accuracy', run_bag)
+                run_bag = None
+            bag = bag or run_bag
+            played = [s for s, _ in run.frames]
+            result, timing, run_truth, run_classes = score_run(
+                run, run_bag, truth_cache.get(run_bag, played))
+            result['round'] = int(run.info.get('round', index))
+            result['run_dir'] = _relative(run_dir, out_dir)
+            per_round[name].append(result)
+            truth, classes = truth or run_truth, classes or run_classes
+            if index == 1:
+                # Round 1 is drawn; later rounds only add figures (their masks are let go).
+                first_runs[name], timings[name] = run, timing
+    frames = max(records[0]['frames_in'] for records in per_round.values())
+    first = next(iter(first_runs.values()))
     topic = image_topic or first.info.get('image_topic')
     details = {'image_topic': topic,
-               'playback_hz': next((r['playback_hz'] for r in results.values()
-                                    if r.get('playback_hz')), None),
+               'playback_hz': next((r[0]['playback_hz'] for r in per_round.values()
+                                    if r[0].get('playback_hz')), None),
                'plots': {}}
     details.update(extra or {})
+    report = build_report(str(bag) if bag else '', frames, per_round, details)
     if make_plots:
-        details['plots'] = _plots(out_dir, runs, timings, bag, topic, truth, classes)
-    report = build_report(str(bag) if bag else '', frames, results, details)
+        report['plots'] = _plots(out_dir, first_runs, timings, bag, topic, truth, classes,
+                                 report)
     write_report(out_dir, report)
     return report
 
 
-def _plots(out_dir: Path, runs: dict, timings: dict, bag, topic, truth, classes) -> dict:
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _plots(out_dir: Path, runs: dict, timings: dict, bag, topic, truth, classes,
+           report: dict) -> dict:
     made = {}
     made['latency_cdf'] = plots.plot_latency_cdf(timings, out_dir / PLOTS['latency_cdf'])
     made['latency_over_time'] = plots.plot_latency_over_time(
         timings, out_dir / PLOTS['latency_over_time'])
     made['throughput'] = plots.plot_throughput(
         timings, {c: r.frames for c, r in runs.items()}, out_dir / PLOTS['throughput'])
-    memory = {c: (r.info.get('memory_mb') or [], (r.info.get('marks_ns') or {}).get(
+    memory = {c: (plots.memory_series(r.info), (r.info.get('marks_ns') or {}).get(
         'play_start')) for c, r in runs.items()}
-    if any(series for series, _ in memory.values()):
+    if any(series for (_, series), _ in memory.values()):
         made['memory'] = plots.plot_memory(memory, out_dir / PLOTS['memory'])
+    if (report.get('rounds') or 0) > 1:
+        made['rounds'] = plots.plot_rounds(report, out_dir / PLOTS['rounds'])
     stamps = _strip_stamps(runs)
     if bag and topic and stamps:
         made['overlay_strip'] = plots.overlay_strip(

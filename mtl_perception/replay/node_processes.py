@@ -15,28 +15,29 @@
 """
 The node processes of a configuration: console scripts, command lines, start and stop.
 
-The multitask configuration is one ``multitask_node``; the baseline is ``detection_node`` and
-``segmentation_node`` side by side. Each runs as its own process through its console script,
-with the params file, the checkpoint as a ``-p`` override and ``image`` remapped to the played
-topic, under the configuration's namespace (``/multitask`` or ``/baseline``), so that
-``launch/replay.launch.py`` lays out the same topics.
+The configurations and their nodes come from :mod:`mtl_perception.variants` (the one table of
+node variants): the multitask configuration is one ``multitask_node``; the baseline is
+``detection_node`` and ``segmentation_node`` side by side. Each runs as its own process
+through its console script, with the params file, the checkpoint as a ``-p`` override and
+``image`` remapped to the played topic, under the configuration's namespace (``/multitask``
+or ``/baseline``), so that ``launch/replay.launch.py`` lays out the same topics. Nothing here
+loads rclpy at import (``input_qos`` does, when called), so the command line can resolve
+checkpoints before it makes the environment loopback-only.
 """
 
-from dataclasses import dataclass
 import logging
 from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
-from typing import Optional
 
 from mtl_perception.resources import model_file
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from mtl_perception.variants import CONFIGURATIONS
 import yaml
 
-__all__ = ['CONFIG_NODES', 'NAMESPACES', 'NodeProcesses', 'NodeSpec', 'ReplayError',
-           'find_script', 'input_qos', 'node_commands', 'resolve_checkpoints']
+__all__ = ['NAMESPACES', 'NodeProcesses', 'ReplayError', 'find_script', 'input_qos',
+           'node_commands', 'resolve_checkpoints']
 
 LOGGER = logging.getLogger(__name__)
 STOP_GRACE_S = 15.0
@@ -46,24 +47,7 @@ class ReplayError(RuntimeError):
     """A replay run failed (a node died, or a wait ran past its deadline)."""
 
 
-@dataclass(frozen=True)
-class NodeSpec:
-    """A node process of a configuration: console script, tasks, demo model, checkpoint key."""
-
-    executable: str
-    tasks: tuple
-    demo_model: str
-    checkpoint_key: str
-
-
-CONFIG_NODES = {
-    'multitask': (NodeSpec('multitask_node', ('detection', 'segmentation'),
-                           'uav_synthetic_multitask', 'multitask'),),
-    'baseline': (NodeSpec('detection_node', ('detection',), 'uav_synthetic_detection',
-                          'detection'),
-                 NodeSpec('segmentation_node', ('segmentation',),
-                          'uav_synthetic_segmentation', 'segmentation')),
-}
+# The namespace each configuration's nodes run under (as launch/replay.launch.py lays out).
 NAMESPACES = {'multitask': '/multitask', 'baseline': '/baseline'}
 
 
@@ -78,20 +62,31 @@ def find_script(name: str) -> str:
 
 
 def resolve_checkpoints(config: str, checkpoints: dict) -> dict:
-    """Return {node executable: checkpoint path}; FileNotFoundError names a missing file."""
+    """
+    Return ``{variant key: checkpoint path}`` of the nodes of ``config``.
+
+    :param config: 'multitask' or 'baseline'.
+    :param checkpoints: variant key ('multitask', 'detection', 'segmentation') -> path; a
+        missing or empty entry is the variant's demo model in ``models/``.
+    :raises FileNotFoundError: naming a checkpoint that is not there.
+    """
+    if config not in CONFIGURATIONS:
+        raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIGURATIONS)}')
     resolved = {}
-    for spec in CONFIG_NODES[config]:
-        path = Path(checkpoints.get(spec.checkpoint_key) or model_file(spec.demo_model))
+    for variant in CONFIGURATIONS[config]:
+        path = Path(checkpoints.get(variant.key) or model_file(variant.demo_model))
         if not path.is_file():
             raise FileNotFoundError(
-                f'checkpoint for {spec.executable} not found: {path} (train the demo models '
-                f'into models/ or pass --checkpoint-{spec.checkpoint_key})')
-        resolved[spec.executable] = path
+                f'checkpoint for {variant.node_name} not found: {path} (train the demo models '
+                f'into models/ or pass --checkpoint-{variant.key})')
+        resolved[variant.key] = path
     return resolved
 
 
-def input_qos(params_file: Path, node_names) -> QoSProfile:
+def input_qos(params_file: Path, node_names):
     """Return a publisher QoS every node's image subscription (per the params file) accepts."""
+    # rclpy only now: the caller has made the environment loopback-only by this time.
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     try:
         params = yaml.safe_load(Path(params_file).read_text(encoding='utf-8')) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -112,24 +107,26 @@ def _parameter_text(value) -> str:
 
 
 def node_commands(config: str, *, params_file: Path, image_topic: str, checkpoints: dict,
-                  compressed: bool, parameters: Optional[dict] = None) -> dict:
+                  compressed: bool, parameters: dict | None = None) -> dict:
     """
-    Return {node executable: command line} of ``config``.
+    Return ``{node name: command line}`` of ``config``.
 
-    ``image_topic``: what ``image`` is remapped to (the nodes add ``/compressed`` themselves
-    when ``compressed``); ``checkpoints``: {executable: path}; ``parameters``: more ``-p``
-    overrides, the same for every node. ``autostart`` is forced on: the runner waits for the
-    nodes to activate themselves.
+    ``autostart`` is forced on: the runner waits for the nodes to activate themselves.
+
+    :param image_topic: what ``image`` is remapped to (the nodes add ``/compressed``
+        themselves when ``compressed``).
+    :param checkpoints: variant key -> path (see :func:`resolve_checkpoints`).
+    :param parameters: more ``-p`` overrides, the same for every node.
     """
     overrides = []
     for name, value in (parameters or {}).items():
         overrides += ['-p', f'{name}:={_parameter_text(value)}']
-    return {spec.executable: [
-        find_script(spec.executable), '--ros-args', '--params-file', str(params_file),
+    return {variant.node_name: [
+        find_script(variant.node_name), '--ros-args', '--params-file', str(params_file),
         '-r', f'__ns:={NAMESPACES[config]}', '-r', f'image:={image_topic}',
-        '-p', f'checkpoint:={checkpoints[spec.executable]}', '-p', 'autostart:=true',
+        '-p', f'checkpoint:={checkpoints[variant.key]}', '-p', 'autostart:=true',
         '-p', f'use_compressed:={str(compressed).lower()}'] + overrides
-        for spec in CONFIG_NODES[config]}
+        for variant in CONFIGURATIONS[config]}
 
 
 class NodeProcesses:

@@ -19,7 +19,8 @@ Figures are made with ``matplotlib.figure.Figure`` directly, not pyplot, so plot
 no global backend state and needs no display.
 
 Every plot puts the runs side by side with one colour per configuration; times are seconds
-from the run's first published frame, so runs made one after the other line up.
+from the run's first published frame, so runs made one after the other line up. The plots of
+single runs draw round 1; ``plot_rounds`` draws every round's figures and ratios.
 """
 
 from pathlib import Path
@@ -32,8 +33,8 @@ from mtl_perception.replay.messages import image_to_array, stamp_to_ns
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
 import numpy as np
 
-__all__ = ['COLOURS', 'plot_latency_cdf', 'plot_latency_over_time', 'plot_memory',
-           'plot_throughput', 'overlay_strip']
+__all__ = ['COLOURS', 'memory_series', 'plot_latency_cdf', 'plot_latency_over_time',
+           'plot_memory', 'plot_rounds', 'plot_throughput', 'overlay_strip']
 
 COLOURS = {'multitask': 'tab:blue', 'baseline': 'tab:orange'}
 
@@ -42,6 +43,12 @@ def _save(figure, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
+
+
+def _legend(axes) -> None:
+    """Add a legend when something is labelled (a round without a figure draws nothing)."""
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend()
 
 
 def _figure(rows: int = 1, columns: int = 1, size: tuple = (6.4, 4.0)):
@@ -108,28 +115,86 @@ def plot_throughput(timings: dict, frames: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
+def memory_series(info: dict) -> tuple:
+    """
+    Return ``(kind, [[time_ns, total MB, {name: MB}], ...])`` of a run.json to plot.
+
+    PSS when the run has it (``memory_mb`` holds a series per kind), else the RSS series of
+    a run.json from before PSS was sampled (``memory_mb`` a plain list); ``(None, [])``
+    when there is none.
+    """
+    series = info.get('memory_mb')
+    if isinstance(series, dict):
+        for kind in ('pss', 'rss'):
+            if series.get(kind):
+                return kind, series[kind]
+        return None, []
+    return ('rss', series) if series else (None, [])
+
+
 def plot_memory(memory: dict, path: Path) -> Path:
     """
-    Plot the nodes' summed RSS over time.
+    Plot the nodes' summed memory (PSS where measured) over time.
 
-    ``memory``: config -> (``[[time_ns, total MB, {name: MB}], ...]``, play start ns or
-    None); time 0 is the run's play start (negative: start-up and warm-up).
+    ``memory``: config -> (``(kind, [[time_ns, total MB, {name: MB}], ...])``, play start ns
+    or None), the first item as :func:`memory_series` returns it; time 0 is the run's play
+    start (negative: start-up and warm-up).
     """
     figure, grid = _figure()
     axes = grid[0][0]
-    for config, (series, play_start) in memory.items():
+    kinds = set()
+    for config, ((kind, series), play_start) in memory.items():
         if not series:
             continue
+        kinds.add(kind.upper())
         times = np.asarray([s[0] for s in series], np.int64)
         origin = play_start if play_start is not None else times.min()
         totals = [s[1] for s in series]
         axes.plot((times - origin) / 1e9, totals, lw=1.5, color=COLOURS.get(config),
-                  label=f'{config} (peak {max(totals):.0f} MB)')
+                  label=f'{config} (peak {kind.upper()} {max(totals):.0f} MB)')
+    label = '/'.join(sorted(kinds)) or 'PSS'
     axes.axvline(0.0, color='grey', lw=0.8, ls=':')
-    axes.set(xlabel='time (s since playback started)', ylabel='resident memory (MB)',
-             title='Node memory (processes summed)')
+    axes.set(xlabel='time (s since playback started)', ylabel=f'{label} (MB)',
+             title=f'Node memory: {label}, processes summed')
     axes.grid(alpha=0.3)
     axes.legend()
+    return _save(figure, path)
+
+
+def plot_rounds(report: dict, path: Path) -> Path:
+    """
+    Plot every round: saturated fps and peak PSS per configuration, and the per-round ratios.
+
+    ``report``: as :func:`mtl_perception.replay.report.build_report` returns it; the dashed
+    lines are the medians the report gives.
+    """
+    figure, grid = _figure(1, 3, (12.8, 3.8))
+    for axes, key, title in ((grid[0][0], 'fps', 'Saturated throughput (fps)'),
+                             (grid[0][1], 'peak_pss_mb', 'Peak PSS (MB)')):
+        for config, run in report['runs'].items():
+            points = [(r['round'], r[key]) for r in run.get('rounds', []) if r.get(key)]
+            if points:
+                axes.plot(*zip(*points), 'o-', color=COLOURS.get(config), label=config)
+                axes.axhline(run[key], color=COLOURS.get(config), lw=0.8, ls='--')
+        axes.set(xlabel='round', title=title)
+        axes.grid(alpha=0.3)
+        _legend(axes)
+    axes = grid[0][2]
+    for key, label, colour in (('throughput', 'throughput', 'tab:green'),
+                               ('memory', 'memory (PSS)', 'tab:purple'),
+                               ('memory_rss', 'memory (RSS)', 'tab:grey')):
+        points = [(r['round'], r[key]) for r in report.get('ratios_per_round', [])
+                  if r.get(key) is not None]
+        if points:
+            axes.plot(*zip(*points), 'o-', color=colour, label=label)
+            axes.axhline(report['ratios'][key], color=colour, lw=0.8, ls='--')
+    axes.axhline(1.0, color='black', lw=0.8)
+    axes.set(xlabel='round', title='Ratios (> 1 favours multitask)')
+    axes.grid(alpha=0.3)
+    _legend(axes)
+    for row in grid:
+        for each in row:
+            each.xaxis.get_major_locator().set_params(integer=True)
     return _save(figure, path)
 
 

@@ -13,18 +13,42 @@
 # limitations under the License.
 
 """
-The replay report: ratios, target checks, ``report.json``, ``report.md`` and a console table.
+The replay report: rounds, ratios, target checks, ``report.json``, ``report.md``, a table.
 
-``report.json`` holds ``{"bag", "frames", "runs": {config: R}, "ratios": {"throughput",
-"memory", "latency_p50", "capacity", "paced_throughput"}, "targets": [...]}``; every ratio is
-baseline / multitask except the throughput ones (multitask fps / baseline fps), so > 1
-favours the multitask node everywhere.
+A replay measures each configuration in rounds, alternating (multitask, baseline, multitask,
+baseline, ...), each round a complete run. ``report.json``::
+
+    {"bag", "frames", "rounds": N,
+     "runs": {config: R},                # R: the median over rounds, plus R["rounds"]
+     "ratios": {"throughput", "memory", "memory_rss", "latency_p50", "capacity",
+                "paced_throughput"},     # median over rounds of the per-round ratio
+     "ratio_spread": {name: {"median", "min", "max", "q1", "q3", "n"}},
+     "ratios_per_round": [{"round": k, name: ratio, ...}],
+     "load_average": {"rounds": [{"round", "start", "end"}], "overall": {summary}},
+     "targets": [{"name", "target", "value", "passed"}], ...}
+
+``R`` keeps one run's keys (``frames_in``, ``frames_out``, ``dropped``, ``fps``,
+``paced_fps``, ``capacity_fps``, ``latency_ms`` {p50, p95, max}, ``peak_rss_mb``,
+``peak_uss_mb``, ``peak_pss_mb``, ``cpu_percent``, ``map50``, ``miou``, ``processes``, ...),
+each number the median of its per-round values (text and lists: round 1's), and
+``R.rounds`` lists every round's own figures (:data:`ROUND_KEYS`). Accuracy is scored in every
+round and its median reported; the rounds replay the same frames, so their accuracy differs
+only by the frames a node dropped.
+
+Every ratio is baseline / multitask except the throughput ones (multitask fps / baseline fps),
+so > 1 favours the multitask node everywhere. A ratio is formed per round, from round k's
+multitask run and round k's baseline run, and the report gives the median over rounds with
+its spread. Memory is compared on PSS (``memory``: baseline peak PSS / multitask peak PSS): the
+baseline runs two processes that map the same libraries, and RSS counts those pages once per
+process while PSS splits them between the processes (see
+:mod:`mtl_perception.inference.measurement`); the RSS ratio is kept beside it
+(``memory_rss``). A configuration's peak is the peak of the per-sample sum over its processes.
 
 Throughput means saturated throughput: ``R.fps`` is the rate at which a configuration
 answers while images arrive faster than it can take them (the replay's capacity flood: the
-bag's images every 10 ms for 8 s; for the baseline the slower of its two nodes, as if they
-worked in step, which is the figure most favourable to it). At a rate that leaves a node
-idle time its output rate is just the input rate, so the paced run says nothing about
+bag's images every 10 ms for a few seconds; for the baseline the slower of its two nodes, as
+if they worked in step, which is the figure most favourable to it). At a rate that leaves a
+node idle time its output rate is just the input rate, so the paced run says nothing about
 speed; it gives the latency percentiles, frames in/out/dropped, CPU and accuracy, and
 ``R.paced_fps`` (frames with every output per second of that run). Without a flood (score
 only, ``--capacity-seconds 0``) ``R.fps`` falls back to the paced figure and
@@ -34,10 +58,14 @@ only, ``--capacity-seconds 0``) ``R.fps`` falls back to the paced figure and
 import json
 import math
 from pathlib import Path
-from typing import Optional
+import statistics
+from typing import Sequence
 
-__all__ = ['TARGETS', 'build_report', 'console_table', 'markdown', 'ratios', 'targets',
-           'write_report']
+from mtl_perception.inference.measurement import summarize
+
+__all__ = ['RATIO_FIGURES', 'ROUND_KEYS', 'TARGETS', 'build_report', 'combine_rounds',
+           'console_table', 'load_average_summary', 'markdown', 'median_record', 'ratios',
+           'round_ratios', 'targets', 'write_report']
 
 # The issue's targets, read from the demo's report.
 THROUGHPUT_TARGET = 1.6
@@ -45,49 +73,163 @@ MEMORY_TARGET = 1.6
 TAIL_TARGET = 1.5
 ACCURACY_POINTS = 1.0
 TARGETS = {
-    'throughput': f'multitask saturated fps >= {THROUGHPUT_TARGET}x baseline saturated fps',
-    'memory': f'baseline peak RSS >= {MEMORY_TARGET}x multitask peak RSS',
+    'throughput': f'multitask saturated fps >= {THROUGHPUT_TARGET}x baseline saturated fps '
+                  '(median over rounds)',
+    'memory': f'baseline peak PSS >= {MEMORY_TARGET}x multitask peak PSS (median over rounds)',
     'latency_tail': f'multitask p95 latency <= {TAIL_TARGET}x its median',
-    'no_frame_lost': 'multitask answers every frame played (the rate leaves it idle time)',
+    'no_frame_lost': 'multitask answers every frame played, in every round (the rate leaves '
+                     'it idle time)',
     'accuracy': f'multitask mAP50 and mIoU at most {ACCURACY_POINTS:g} point below the '
                 'single-task nodes',
 }
+# What each ratio divides (> 1 favours the multitask node).
+RATIO_FIGURES = {
+    'throughput': 'multitask / baseline saturated fps',
+    'memory': 'baseline / multitask peak PSS',
+    'memory_rss': 'baseline / multitask peak RSS',
+    'latency_p50': 'baseline / multitask median latency',
+    'capacity': 'multitask / baseline saturated fps',
+    'paced_throughput': 'multitask / baseline paced output fps',
+}
+# The figures of one round kept in R['rounds'].
+ROUND_KEYS = ('round', 'run_dir', 'frames_in', 'frames_out', 'dropped', 'fps', 'paced_fps',
+              'capacity_fps', 'latency_ms', 'peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb',
+              'cpu_percent', 'map50', 'miou', 'load_average')
+# Keys of a run record that are not medians over rounds.
+_NOT_MEDIANS = {'round', 'run_dir', 'load_average'}
 PLOTS = {'latency_cdf': 'latency_cdf.png', 'latency_over_time': 'latency_over_time.png',
-         'throughput': 'throughput.png', 'memory': 'memory.png',
+         'throughput': 'throughput.png', 'memory': 'memory.png', 'rounds': 'rounds.png',
          'overlay_strip': 'overlay_strip.png'}
 
 
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
         return None
     return float(numerator) / float(denominator)
 
 
 def ratios(runs: dict) -> dict:
-    """Return the three ratios of the report (None where a run or a figure is missing)."""
+    """
+    Return the ratios of one round (None where a run or a figure is missing).
+
+    :param runs: ``{'multitask': R, 'baseline': R}`` of the same round.
+    :return: ``{name: ratio}`` for every name of :data:`RATIO_FIGURES`.
+    """
     mt, base = runs.get('multitask'), runs.get('baseline')
     if mt is None or base is None:
-        return {'throughput': None, 'memory': None, 'latency_p50': None, 'capacity': None,
-                'paced_throughput': None}
-    return {'throughput': _ratio(mt['fps'], base['fps']),
-            'memory': _ratio(base['peak_rss_mb'], mt['peak_rss_mb']),
-            'latency_p50': _ratio(base['latency_ms']['p50'], mt['latency_ms']['p50']),
+        return dict.fromkeys(RATIO_FIGURES)
+    return {'throughput': _ratio(mt.get('fps'), base.get('fps')),
+            'memory': _ratio(base.get('peak_pss_mb'), mt.get('peak_pss_mb')),
+            'memory_rss': _ratio(base.get('peak_rss_mb'), mt.get('peak_rss_mb')),
+            'latency_p50': _ratio((base.get('latency_ms') or {}).get('p50'),
+                                  (mt.get('latency_ms') or {}).get('p50')),
             'capacity': _ratio(mt.get('capacity_fps'), base.get('capacity_fps')),
             'paced_throughput': _ratio(mt.get('paced_fps'), base.get('paced_fps'))}
 
 
-def _check(name: str, value: str, passed: Optional[bool]) -> dict:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def median_record(records: Sequence[dict]) -> dict:
+    """
+    Return the record of medians over ``records`` (one run record per round).
+
+    Numbers become the median of the rounds that have them (None when none has; an integer
+    median stays an int), dicts are combined key by key, anything else is round 1's value;
+    an ``exit_code`` is the worst (non-zero) one. ``round``, ``run_dir`` and
+    ``load_average`` are left out (they describe a round).
+    """
+    combined = {}
+    keys = [key for record in records for key in record]
+    for key in dict.fromkeys(keys):
+        if key in _NOT_MEDIANS:
+            continue
+        values = [record.get(key) for record in records]
+        present = [value for value in values if value is not None]
+        if key == 'exit_code':
+            combined[key] = next((v for v in present if v != 0), present[0] if present else None)
+        elif present and all(_is_number(v) for v in present):
+            median = statistics.median(present)
+            integral = all(isinstance(v, int) for v in present) and float(median).is_integer()
+            combined[key] = int(median) if integral else float(median)
+        elif present and all(isinstance(v, dict) for v in present):
+            combined[key] = median_record(present)
+        else:
+            combined[key] = present[0] if present else None
+    return combined
+
+
+def combine_rounds(records: Sequence[dict]) -> dict:
+    """
+    Return a configuration's R: the medians over its rounds plus ``rounds`` (per round).
+
+    :param records: one run record per round, in round order; a record without ``round`` is
+        numbered by its position (from 1).
+    """
+    if not records:
+        raise ValueError('a configuration needs at least one round')
+    combined = median_record(records)
+    combined['rounds'] = [
+        {key: record.get(key, index if key == 'round' else None) for key in ROUND_KEYS}
+        for index, record in enumerate(records, start=1)]
+    return combined
+
+
+def round_ratios(per_round: dict) -> list:
+    """
+    Return ``[{'round': k, name: ratio, ...}]``: round k's multitask run against round k's.
+
+    :param per_round: ``{config: [R of round 1, R of round 2, ...]}``; only rounds that both
+        configurations completed are paired.
+    """
+    multitask, baseline = per_round.get('multitask') or [], per_round.get('baseline') or []
+    paired = []
+    for index, (mt, base) in enumerate(zip(multitask, baseline), start=1):
+        paired.append({'round': mt.get('round', index),
+                       **ratios({'multitask': mt, 'baseline': base})})
+    return paired
+
+
+def load_average_summary(per_round: dict) -> dict:
+    """
+    Return the 1-minute load average around each round and over all of them.
+
+    Each run records the load average when it starts (before its nodes) and when it ends.
+    :return: ``{'rounds': [{'round': k, 'start': first run's start, 'end': last run's end}],
+        'overall': summarize(every value recorded)}``.
+    """
+    count = max((len(records) for records in per_round.values()), default=0)
+    rounds, values = [], []
+    for index in range(count):
+        loads = [(records[index].get('load_average') or {}) for records in per_round.values()
+                 if index < len(records)]
+        values += [load.get(key) for load in loads for key in ('start', 'end')]
+        rounds.append({'round': index + 1, 'start': loads[0].get('start'),
+                       'end': loads[-1].get('end')})
+    return {'rounds': rounds, 'overall': summarize([v for v in values if v is not None])}
+
+
+def _check(name: str, value: str, passed: bool | None) -> dict:
     return {'name': name, 'target': TARGETS[name], 'value': value, 'passed': passed}
 
 
-def targets(runs: dict, run_ratios: dict) -> list:
+def _spread_text(spread: dict | None) -> str:
+    if not spread or not spread.get('n') or spread['n'] < 2:
+        return ''
+    return f' (rounds {spread["min"]:.2f}-{spread["max"]:.2f}x, n={spread["n"]})'
+
+
+def targets(runs: dict, run_ratios: dict, spread: dict | None = None) -> list:
     """Return the target checks: ``[{'name', 'target', 'value', 'passed': bool|None}]``."""
     mt, base = runs.get('multitask'), runs.get('baseline')
+    spread = spread or {}
     checks = []
     for name, key, goal in (('throughput', 'throughput', THROUGHPUT_TARGET),
                             ('memory', 'memory', MEMORY_TARGET)):
         value = run_ratios.get(key)
-        checks.append(_check(name, 'n/a' if value is None else f'{value:.2f}x',
+        checks.append(_check(name, 'n/a' if value is None else
+                             f'{value:.2f}x{_spread_text(spread.get(key))}',
                              None if value is None else value >= goal))
     if mt is not None:
         p50, p95 = mt['latency_ms']['p50'], mt['latency_ms']['p95']
@@ -95,8 +237,12 @@ def targets(runs: dict, run_ratios: dict) -> list:
         checks.append(_check('latency_tail', 'n/a' if tail is None else
                              f'p95 {p95:.0f} ms / p50 {p50:.0f} ms = {tail:.2f}x',
                              None if tail is None else tail <= TAIL_TARGET))
-        checks.append(_check('no_frame_lost', f'{mt["dropped"]} of {mt["frames_in"]} lost',
-                             mt['dropped'] == 0))
+        dropped = [r['dropped'] for r in mt.get('rounds') or [mt] if r.get('dropped') is not None]
+        worst = max(dropped, default=mt['dropped'])
+        per_round = '' if len(dropped) < 2 else \
+            f' (per round: {", ".join(str(d) for d in dropped)})'
+        checks.append(_check('no_frame_lost', f'{worst} of {mt["frames_in"]} lost in the worst '
+                             f'round{per_round}', worst == 0))
     if mt is not None and base is not None:
         parts, passed = [], None
         for key, label in (('map50', 'mAP50'), ('miou', 'mIoU')):
@@ -109,11 +255,29 @@ def targets(runs: dict, run_ratios: dict) -> list:
     return checks
 
 
-def build_report(bag: str, frames: int, runs: dict, extra: Optional[dict] = None) -> dict:
-    """Return the report dict (``extra`` keys are added at the top level)."""
-    run_ratios = ratios(runs)
-    report = {'bag': str(bag), 'frames': int(frames), 'runs': runs, 'ratios': run_ratios,
-              'targets': targets(runs, run_ratios)}
+def build_report(bag: str, frames: int, per_round: dict, extra: dict | None = None) -> dict:
+    """
+    Return the report dict (see the module docstring).
+
+    :param bag: the input bag.
+    :param frames: frames played per run.
+    :param per_round: ``{config: [run record of round 1, round 2, ...]}`` (as
+        :func:`mtl_perception.replay.evaluation.score_run` makes them); a single record
+        instead of a list is one round.
+    :param extra: keys added at the top level.
+    """
+    per_round = {config: list(records) if isinstance(records, (list, tuple)) else [records]
+                 for config, records in per_round.items()}
+    runs = {config: combine_rounds(records) for config, records in per_round.items()}
+    paired = round_ratios(per_round)
+    spread = {name: summarize([r[name] for r in paired if r[name] is not None])
+              for name in RATIO_FIGURES}
+    run_ratios = {name: spread[name]['median'] for name in RATIO_FIGURES}
+    report = {'bag': str(bag), 'frames': int(frames),
+              'rounds': max((len(records) for records in per_round.values()), default=0),
+              'runs': runs, 'ratios': run_ratios, 'ratio_spread': spread,
+              'ratios_per_round': paired, 'load_average': load_average_summary(per_round),
+              'targets': targets(runs, run_ratios, spread)}
     report.update(extra or {})
     return report
 
@@ -134,8 +298,9 @@ def _fmt(value, spec: str = '.1f', suffix: str = '') -> str:
 
 
 def _rows(report: dict) -> list:
-    """Return ``(label, multitask text, baseline text, ratio text)`` rows."""
+    """Return ``(label, multitask, baseline, ratio, ratio range over rounds)`` text rows."""
     runs, run_ratios = report['runs'], report['ratios']
+    spread = report.get('ratio_spread') or {}
 
     def cell(config: str, getter, spec: str = '.1f', scale: float = 1.0) -> str:
         run = runs.get(config)
@@ -145,72 +310,123 @@ def _rows(report: dict) -> list:
     def ratio(key: str) -> str:
         return _fmt(run_ratios.get(key), '.2f', 'x') if key else ''
 
+    def ratio_range(key: str) -> str:
+        summary = spread.get(key) or {}
+        if not key or (summary.get('n') or 0) < 2:
+            return ''
+        return f'{summary["min"]:.2f}-{summary["max"]:.2f}x'
+
     table = [
         ('frames in', lambda r: r['frames_in'], 'd', 1, ''),
-        ('frames out', lambda r: r['frames_out'], 'd', 1, ''),
-        ('dropped', lambda r: r['dropped'], 'd', 1, ''),
+        ('frames out', lambda r: r['frames_out'], 'g', 1, ''),
+        ('dropped', lambda r: r['dropped'], 'g', 1, ''),
         ('throughput (fps)', lambda r: r['fps'], '.2f', 1, 'throughput'),
         ('paced output (fps)', lambda r: r.get('paced_fps'), '.2f', 1, 'paced_throughput'),
         ('latency p50 (ms)', lambda r: r['latency_ms']['p50'], '.0f', 1, 'latency_p50'),
         ('latency p95 (ms)', lambda r: r['latency_ms']['p95'], '.0f', 1, ''),
         ('latency max (ms)', lambda r: r['latency_ms']['max'], '.0f', 1, ''),
-        ('peak RSS (MB)', lambda r: r['peak_rss_mb'], '.0f', 1, 'memory'),
+        ('peak PSS (MB)', lambda r: r.get('peak_pss_mb'), '.0f', 1, 'memory'),
+        ('peak USS (MB)', lambda r: r.get('peak_uss_mb'), '.0f', 1, ''),
+        ('peak RSS (MB)', lambda r: r.get('peak_rss_mb'), '.0f', 1, 'memory_rss'),
         ('CPU (% of a core)', lambda r: r['cpu_percent'], '.0f', 1, ''),
         ('mAP50 (%)', lambda r: r['map50'], '.1f', 100, ''),
         ('mIoU (%)', lambda r: r['miou'], '.1f', 100, ''),
     ]
     return [(label, cell('multitask', getter, spec, scale), cell('baseline', getter, spec, scale),
-             ratio(key)) for label, getter, spec, scale, key in table]
+             ratio(key), ratio_range(key)) for label, getter, spec, scale, key in table]
+
+
+def _ratio_note(report: dict) -> str:
+    rounds = report.get('rounds') or 1
+    return (f'figures: median over {rounds} round(s); ratio: median over rounds of the '
+            'per-round ratio (> 1 favours multitask)\nthroughput ratio on saturated fps; '
+            'memory ratio on peak PSS (the RSS ratio beside it for reference)')
 
 
 def console_table(report: dict) -> str:
     """Return the side-by-side table as aligned plain text, then the target checks."""
-    header = ('', 'multitask', 'baseline', 'ratio')
+    header = ('', 'multitask', 'baseline', 'ratio', 'rounds min-max')
     rows = [header] + _rows(report)
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ['  '.join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
-                       for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, '-' * len(lines[0]))
+                       for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, '-' * max(len(line) for line in lines))
+    lines.append(_ratio_note(report))
     for check in report['targets']:
         mark = {True: 'PASS', False: 'FAIL', None: 'n/a '}[check['passed']]
         lines.append(f'[{mark}] {check["target"]}: {check["value"]}')
     return '\n'.join(lines)
 
 
+def _load_text(report: dict) -> str:
+    overall = (report.get('load_average') or {}).get('overall') or {}
+    if not overall.get('n'):
+        return ''
+    return (f'1-minute load average during the runs: median {overall["median"]:.2f}, '
+            f'{overall["min"]:.2f}-{overall["max"]:.2f}.')
+
+
 def markdown(report: dict) -> str:
     """Return ``report.md``: the table, the target checks, what is measured, the plots."""
+    rounds = report.get('rounds') or 1
     lines = ['# Replay: multitask node vs single-task baseline', '',
              f'Bag `{report["bag"]}`, {report["frames"]} frames']
     playback = report.get('playback_hz')
     if playback:
         lines[-1] += f', played at {playback:.2f} Hz'
-    lines += ['', '| | multitask | baseline | ratio (> 1 favours multitask) |',
-              '|---|---:|---:|---:|']
-    lines += [f'| {label} | {mt} | {base} | {ratio} |'
-              for label, mt, base, ratio in _rows(report)]
+    lines[-1] += f'; {rounds} round(s), configurations alternating (multitask, baseline, ...).'
+    lines += ['', '| | multitask | baseline | ratio (> 1 favours multitask) | '
+              'ratio min-max over rounds |', '|---|---:|---:|---:|---:|']
+    lines += [f'| {label} | {mt} | {base} | {ratio} | {spread} |'
+              for label, mt, base, ratio, spread in _rows(report)]
+    lines += ['', f'Each figure is the median over {rounds} round(s); each ratio is the median '
+              'over rounds of the per-round ratio (round k multitask against round k '
+              'baseline). Which figure each ratio divides:', '']
+    lines += [f'- {name}: {figure}' for name, figure in RATIO_FIGURES.items()]
+    load = _load_text(report)
+    if load:
+        lines += ['', load]
+    per_round = report.get('ratios_per_round') or []
+    if len(per_round) > 1:
+        lines += ['', '## Rounds', '', '| round | throughput | memory (PSS) | memory (RSS) | '
+                  'latency p50 |', '|---:|---:|---:|---:|---:|']
+        lines += [f'| {r["round"]} | {_fmt(r["throughput"], ".2f", "x")} | '
+                  f'{_fmt(r["memory"], ".2f", "x")} | {_fmt(r["memory_rss"], ".2f", "x")} | '
+                  f'{_fmt(r["latency_p50"], ".2f", "x")} |' for r in per_round]
     lines += ['', '## Targets', '', '| target | value | result |', '|---|---|---|']
     for check in report['targets']:
         result = {True: 'pass', False: '**FAIL**', None: 'n/a'}[check['passed']]
         lines.append(f'| {check["target"]} | {check["value"]} | {result} |')
     lines += ['', '## What is measured', '',
+              '- rounds: the configurations run alternately (multitask, baseline, multitask, '
+              '...), each run complete (nodes started, warm-up, capacity flood, paced '
+              "playback), with no other configuration's nodes alive; every run plays the "
+              'same frames at the same rate;',
               '- latency: the wall time from the player publishing an image to the recorder '
               'receiving the last of its outputs (detections and mask; for the baseline the '
               'later of its two nodes), matched by header stamp;',
               '- throughput: saturated throughput, what the node (pair) can do flat out: '
-              "before the paced playback the bag's images are sent every 10 ms for 8 s "
-              '(faster than any configuration answers) and the answers per second of the '
-              'slowest output topic are counted; for the baseline that is the pair as if its '
-              'nodes worked in step, the figure most favourable to it (at a rate that leaves '
-              'a node idle, its output rate is just the input rate);',
+              "before the paced playback the bag's images are sent every 10 ms for a few "
+              'seconds (faster than any configuration answers) and the answers per second of '
+              'the slowest output topic are counted; for the baseline that is the pair as if '
+              'its nodes worked in step, the figure most favourable to it (at a rate that '
+              'leaves a node idle, its output rate is just the input rate);',
               '- paced output: frames with every output / (last output - first publish) in '
               'the paced playback, which also gives latency, drops, CPU and accuracy;',
               '- dropped: frames played that never got every output (replaced in a busy '
               "node's one-frame queue, or lost in transport);",
-              '- peak RSS and CPU: the node processes with their children (psutil, every '
-              "100 ms; the baseline's two processes summed); CPU is the mean over the "
-              'playback, 100 % = one core;',
+              '- memory: the node processes with their children (psutil, every 100 ms), peak '
+              "of the per-sample sum over the configuration's processes: RSS (every resident "
+              'page, shared libraries counted once per process), USS (pages only that process '
+              'maps) and PSS (shared pages split between the processes mapping them, so PSS '
+              'adds up across processes); the memory ratio uses PSS;',
+              '- CPU: the mean over the playback, 100 % = one core;',
               '- mAP50 (VOC all-point, IoU 0.5) and mIoU over the frames the node answered, '
-              "against the bag's /ground_truth topics."]
+              "against the bag's /ground_truth topics, scored in every round (median)."]
+    if rounds > 1:
+        lines += ['', 'The plots of single runs show round 1 (the runs in `multitask/` and '
+                  '`baseline/`; later rounds are in `rounds/<k>/`); `rounds.png` shows every '
+                  'round.']
     plots = [name for name in PLOTS if report.get('plots', {}).get(name)]
     if plots:
         lines += ['', '## Plots', '']

@@ -15,15 +15,20 @@
 """
 The files of a replay run, and reading them back for scoring (no rclpy).
 
-A run of configuration ``C`` ('multitask' or 'baseline') lives in ``OUT/C/``:
+A replay measures its configurations in rounds (multitask, baseline, multitask, baseline,
+...). Round 1 of configuration ``C`` ('multitask' or 'baseline') lives in ``OUT/C/``, round
+``k`` > 1 in ``OUT/rounds/<k>/C/`` (see :func:`round_dir`): ``OUT/C/`` is a complete run on
+its own, the layout ``launch/replay.launch.py`` records and ``--score-only`` reads, and the
+plots of a run are drawn from it. Each run directory holds:
 
 * ``output_bag/``: rosbag2 of every message the nodes published (detections, masks,
   label_info, /diagnostics), each with its receive time as the bag timestamp. A bag that
   ``ros2 bag record`` wrote there (``launch/replay.launch.py``) reads the same way.
 * ``run.json``: what only the player knows (written by the runner; absent for outside
-  recordings): the input bag and topic, ``frames`` as ``[stamp_ns, publish_ns]`` pairs, the
-  stamps of the warm-up frames (left out of the scores), the output topics per task, and the
-  node processes' resource figures and memory samples.
+  recordings): the round, the input bag and topic, ``frames`` as ``[stamp_ns, publish_ns]``
+  pairs, the stamps of the warm-up frames (left out of the scores), the output topics per
+  task, the node processes' peak memory (RSS, USS, PSS: per process and the peak of their
+  per-sample sum), CPU, memory samples per kind and the load average at start and end.
 * ``logs/``: one log per node process.
 
 Without ``run.json`` the input publish times are unknown; when the recording holds the input
@@ -34,7 +39,6 @@ the input to the recorder seeing the outputs, i.e. it leaves out the input's tra
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
-from typing import Optional
 
 from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, MASK_TOPIC
@@ -42,23 +46,54 @@ from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, 
 from mtl_perception.replay.messages import detection_array_to_numpy, image_to_array
 from mtl_perception.replay.messages import stamp_to_ns
 from mtl_perception.replay.scoring import GroundTruth
+from mtl_perception.variants import CONFIGURATIONS
 
-__all__ = ['CONFIG_TASKS', 'LABEL_INFO', 'OUTPUT_BAG', 'RUN_FILE', 'RecordedRun',
-           'bag_class_names', 'find_image_topic', 'find_output_topics', 'load_run',
-           'read_ground_truth', 'read_run_info', 'write_run_info']
+__all__ = ['LABEL_INFO', 'OUTPUT_BAG', 'ROUNDS_DIR', 'RUN_FILE', 'RecordedRun',
+           'bag_class_names', 'config_tasks', 'find_image_topic', 'find_output_topics',
+           'find_rounds', 'load_run', 'read_ground_truth', 'read_run_info', 'round_dir',
+           'write_run_info']
 
 RUN_FILE = 'run.json'
 OUTPUT_BAG = 'output_bag'
 LOG_DIR = 'logs'
 LABEL_INFO = 'vision_msgs/msg/LabelInfo'
 DIAGNOSTICS = 'diagnostic_msgs/msg/DiagnosticArray'
-CONFIG_TASKS = {'multitask': ('detection', 'segmentation'),
-                'baseline': ('detection', 'segmentation')}
+ROUNDS_DIR = 'rounds'
 # Output topic (relative to the nodes' namespace) and message type per task.
 TASK_TOPICS = {'detection': ('detections', DETECTION2D_ARRAY),
                'segmentation': ('segmentation/mask', IMAGE)}
 # LabelInfo ids: segmentation class k is id k, detection class c is id 256 + c.
 _DETECTION_ID_OFFSET = 256
+
+
+def config_tasks(config: str) -> tuple:
+    """Return the tasks configuration ``config`` answers: those of its nodes together."""
+    if config not in CONFIGURATIONS:
+        raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIGURATIONS)}')
+    return tuple(task for task in TASK_TOPICS
+                 if any(task in variant.tasks for variant in CONFIGURATIONS[config]))
+
+
+def round_dir(out_dir: Path, config: str, round_index: int = 1) -> Path:
+    """Return the run directory of ``config`` in round ``round_index`` (from 1) of ``out_dir``."""
+    if round_index < 1:
+        raise ValueError(f'rounds count from 1, got {round_index}')
+    out_dir = Path(out_dir)
+    return out_dir / config if round_index == 1 else \
+        out_dir / ROUNDS_DIR / str(round_index) / config
+
+
+def find_rounds(out_dir: Path, config: str) -> list:
+    """
+    Return ``[(round, run directory)]`` of ``config``'s runs under ``out_dir``, by round.
+
+    Round 1 is ``out_dir/config``; later rounds are counted up from 2 and stop at the first
+    missing one, so a gap (a failed round) ends the series rather than pairing mismatched runs.
+    """
+    found = []
+    while (round_dir(out_dir, config, len(found) + 1) / OUTPUT_BAG).exists():
+        found.append((len(found) + 1, round_dir(out_dir, config, len(found) + 1)))
+    return found
 
 
 def write_run_info(run_dir: Path, info: dict) -> Path:
@@ -68,7 +103,7 @@ def write_run_info(run_dir: Path, info: dict) -> Path:
     return path
 
 
-def read_run_info(run_dir: Path) -> Optional[dict]:
+def read_run_info(run_dir: Path) -> dict | None:
     """Return the parsed ``run.json`` of ``run_dir``, or None when there is none."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
@@ -99,7 +134,7 @@ def find_output_topics(topics: dict) -> dict:
     return found
 
 
-def find_image_topic(topics: dict, exclude: tuple = ()) -> Optional[str]:
+def find_image_topic(topics: dict, exclude: tuple = ()) -> str | None:
     """
     Return the one camera image topic among ``{name: TopicInfo}``, or None if there is none.
 
@@ -170,7 +205,7 @@ class RecordedRun:
     publish_source: str = 'player'
 
 
-def load_run(run_dir: Path, config: str, image_topic: Optional[str] = None) -> RecordedRun:
+def load_run(run_dir: Path, config: str, image_topic: str | None = None) -> RecordedRun:
     """
     Read the run in ``run_dir`` (its ``output_bag`` and, when present, ``run.json``).
 

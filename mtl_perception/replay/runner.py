@@ -15,6 +15,15 @@
 """
 Run one configuration on a bag: node processes, player, recorder, process monitor.
 
+A replay calls :func:`run_config` once per configuration and round, alternating (multitask,
+baseline, multitask, baseline, ...); round ``k`` of configuration ``C`` is written to
+:func:`mtl_perception.replay.run_files.round_dir` (``OUT/C/`` for round 1,
+``OUT/rounds/<k>/C/`` after it). A run's nodes are stopped before the next run starts, so a
+configuration is measured with no other configuration's nodes alive: PSS splits shared pages
+between the processes that map them, and another deployment's processes would take a share.
+(The replay process itself maps the ROS libraries too and takes its share of those pages in
+every run alike.)
+
 Stages of :func:`run_config` (each logged): start the nodes through their console scripts
 (own process each, loopback-only DDS in a domain of their own); wait until every node has
 published its latched ``label_info`` (it does so once its model is loaded), matched the
@@ -25,7 +34,10 @@ frame rate (``capacity_fps``: the report's throughput; it also calibrates ``rate
 play the bag at its paced rate (latency, frames lost, CPU, accuracy); wait for the outputs of
 the last frame (a node always processes the newest frame, so when the last frame is answered
 nothing else is coming);
-stop the nodes with SIGINT (kill after a grace period); write ``output_bag`` and ``run.json``.
+stop the nodes with SIGINT (kill after a grace period); write ``output_bag`` and ``run.json``
+(memory of every node process and of their per-sample sum as peak RSS, USS and PSS, sampled
+at 10 Hz by :class:`mtl_perception.inference.measurement.ProcessMonitor`; CPU; the 1-minute
+load average before the nodes start and after they stop).
 Every wait has a deadline and fails naming what it waited for; nothing sleeps a fixed time.
 """
 
@@ -37,20 +49,22 @@ import shutil
 import statistics
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
+from mtl_perception.inference.measurement import load_average, MEMORY_KINDS, ProcessMonitor
 from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
-from mtl_perception.replay.monitor import ProcessMonitor
-from mtl_perception.replay.node_processes import CONFIG_NODES, input_qos, NAMESPACES
-from mtl_perception.replay.node_processes import node_commands, NodeProcesses, ReplayError
+from mtl_perception.replay.node_processes import input_qos, NAMESPACES, node_commands
+from mtl_perception.replay.node_processes import NodeProcesses, ReplayError
 from mtl_perception.replay.node_processes import resolve_checkpoints
 from mtl_perception.replay.player import Player
 from mtl_perception.replay.recorder import Recorder
 from mtl_perception.replay.run_files import DIAGNOSTICS, LABEL_INFO, LOG_DIR, OUTPUT_BAG
-from mtl_perception.replay.run_files import RUN_FILE, TASK_TOPICS, write_run_info
+from mtl_perception.replay.run_files import round_dir, ROUNDS_DIR, RUN_FILE, TASK_TOPICS
+from mtl_perception.replay.run_files import write_run_info
 from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
+from mtl_perception.variants import CONFIGURATIONS
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -58,8 +72,8 @@ from sensor_msgs.msg import Image
 from tqdm import tqdm
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-__all__ = ['AUTO_UTILIZATION', 'CONFIG_NODES', 'NAMESPACES', 'ReplayError',
-           'ReplaySettings', 'RunOutcome', 'run_config']
+__all__ = ['AUTO_UTILIZATION', 'NAMESPACES', 'ReplayError', 'ReplaySettings', 'RunOutcome',
+           'clear_stale_rounds', 'run_config']
 
 LOGGER = logging.getLogger(__name__)
 # rate='auto' plays at this fraction of the first configuration's saturated frame rate (the
@@ -69,7 +83,8 @@ AUTO_UTILIZATION = 0.7
 RESEND_S = 10.0
 # Warm-up stamps (0 s, k ns): k from 1 for the sequential warm-up, from here for the flood.
 CAPACITY_STAMPS = 1000
-# Long enough for a stable rate (hundreds of answers at tens of fps, a few at ~1 fps).
+# Long enough for a stable rate (hundreds of answers at tens of fps, a few at ~1 fps); a replay
+# of several rounds floods each round for less (see mtl_perception.cli.replay).
 CAPACITY_SECONDS = 8.0
 # Flood period: faster than any CPU configuration here answers, without burying the nodes
 # in subscription callbacks for frames they will drop anyway.
@@ -98,10 +113,10 @@ class ReplaySettings:
     params_file: Path
     checkpoints: dict = field(default_factory=dict)
     node_parameters: dict = field(default_factory=dict)
-    rate: Optional[float] = 1.0
-    max_frames: Optional[int] = None
-    max_seconds: Optional[float] = None
-    domain_id: Optional[int] = None
+    rate: float | None = 1.0
+    max_frames: int | None = None
+    max_seconds: float | None = None
+    domain_id: int | None = None
     warmup_frames: int = 4
     capacity_seconds: float = CAPACITY_SECONDS
     utilization: float = AUTO_UTILIZATION
@@ -114,6 +129,7 @@ class RunOutcome:
     """What a run produced: its directory and the rate it played at."""
 
     config: str
+    round_index: int
     run_dir: Path
     rate: float
     playback_hz: float
@@ -130,7 +146,8 @@ def bag_rate_hz(bag_path: Path, topic: str) -> float:
     return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
 
 
-def _prepare_run_dir(run_dir: Path) -> None:
+def _remove_run_dir(run_dir: Path) -> None:
+    """Remove a run directory; FileExistsError when it holds anything a run does not write."""
     if run_dir.exists():
         ours = {RUN_FILE, OUTPUT_BAG, LOG_DIR}
         strangers = [p.name for p in run_dir.iterdir() if p.name not in ours]
@@ -138,7 +155,32 @@ def _prepare_run_dir(run_dir: Path) -> None:
             raise FileExistsError(f'{run_dir} holds files that are not a replay run '
                                   f'({strangers[:3]}); choose another --out')
         shutil.rmtree(run_dir)
+
+
+def _prepare_run_dir(run_dir: Path) -> None:
+    _remove_run_dir(run_dir)
     (run_dir / LOG_DIR).mkdir(parents=True)
+
+
+def clear_stale_rounds(out_dir: Path, configs, rounds: int) -> None:
+    """
+    Remove the runs of ``configs`` from rounds after ``rounds`` left by an earlier replay.
+
+    The scorer reads every round it finds, so a run of fewer rounds into the same ``out_dir``
+    must not leave older rounds behind; empty round directories go too.
+    """
+    rounds_dir = Path(out_dir) / ROUNDS_DIR
+    if not rounds_dir.is_dir():
+        return
+    for entry in rounds_dir.iterdir():
+        if not (entry.is_dir() and entry.name.isdigit() and int(entry.name) > rounds):
+            continue
+        for config in configs:
+            _remove_run_dir(round_dir(out_dir, config, int(entry.name)))
+        if not any(entry.iterdir()):
+            entry.rmdir()
+    if not any(rounds_dir.iterdir()):
+        rounds_dir.rmdir()
 
 
 class _Timeout(ReplayError):
@@ -178,12 +220,12 @@ class _Run:
     def __init__(self, config: str, settings: ReplaySettings, domain_id: int,
                  run_dir: Path) -> None:
         self.config, self.settings, self.domain_id = config, settings, domain_id
-        self.specs = CONFIG_NODES[config]
+        self.variants = CONFIGURATIONS[config]
         self.checkpoints = resolve_checkpoints(config, settings.checkpoints)
         self.run_dir = run_dir
         self.namespace = NAMESPACES[config]
-        self.nodes: Optional[NodeProcesses] = None
-        self.monitor: Optional[ProcessMonitor] = None
+        self.nodes: NodeProcesses | None = None
+        self.monitor: ProcessMonitor | None = None
         self.warmup_stamps: list = []
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
@@ -197,7 +239,7 @@ class _Run:
 
     def _setup(self, settings: ReplaySettings) -> None:
         self.node = rclpy.create_node('mtl_replay', context=self.context)
-        self.qos = input_qos(settings.params_file, [s.executable for s in self.specs])
+        self.qos = input_qos(settings.params_file, [v.node_name for v in self.variants])
         self.player = Player(self.node, settings.bag, settings.image_topic, qos=self.qos,
                              rate=settings.rate or 1.0, max_frames=settings.max_frames,
                              publish_topic=_publish_topic(settings.image_topic, settings.bag))
@@ -205,7 +247,7 @@ class _Run:
         self.output_topics = list(self.outputs.values())
         self.label_topic = f'{self.namespace}/label_info'
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=len(self.specs), reliability=ReliabilityPolicy.RELIABLE,
+        latched = QoSProfile(depth=len(self.variants), reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
         topics = {self.outputs[t]: (classes[TASK_TOPICS[t][1]], reliable, TASK_TOPICS[t][1])
@@ -233,7 +275,7 @@ class _Run:
         self.monitor = ProcessMonitor({n: p.pid for n, p in self.nodes.processes.items()})
         self.monitor.start()
         self.monitor.mark('start')
-        count = len(self.specs)
+        count = len(self.variants)
         _wait(lambda: self.recorder.count(self.label_topic) >= count,
               self.settings.startup_timeout,
               f'label_info from {count} node(s) on {self.label_topic} (models loading)',
@@ -261,7 +303,7 @@ class _Run:
                     raise ReplayError(f'no outputs for warm-up frame {index} within 180 s')
 
     def measure_capacity(self, seconds: float,
-                         interval: float = CAPACITY_INTERVAL_S) -> Optional[dict]:
+                         interval: float = CAPACITY_INTERVAL_S) -> dict | None:
         """
         Flood the nodes with the bag's images for ``seconds``; return their saturated rates.
 
@@ -318,7 +360,7 @@ class _Run:
         # One more /diagnostics per node, so the recording ends with the final counters.
         seen = self.recorder.count('/diagnostics')
         try:
-            _wait(lambda: self.recorder.count('/diagnostics') >= seen + len(self.specs), 5.0,
+            _wait(lambda: self.recorder.count('/diagnostics') >= seen + len(self.variants), 5.0,
                   'final /diagnostics', self.nodes.check_alive)
         except _Timeout:
             pass
@@ -342,35 +384,39 @@ class _Run:
         rclpy.try_shutdown(context=self.context)
 
 
-def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) -> RunOutcome:
+def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0,
+               round_index: int = 1) -> RunOutcome:
     """
-    Run ``config`` ('multitask' or 'baseline') on the bag; write ``out_dir/config``.
+    Run ``config`` ('multitask' or 'baseline') on the bag as round ``round_index``.
 
-    Raises FileNotFoundError for a missing checkpoint or console script, ReplayError when a
-    node dies or does not get ready in time.
+    Writes ``round_dir(out_dir, config, round_index)`` (see the module docstring). Raises
+    FileNotFoundError for a missing checkpoint or console script, ReplayError when a node dies
+    or does not get ready in time.
     """
-    if config not in CONFIG_NODES:
-        raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIG_NODES)}')
+    if config not in CONFIGURATIONS:
+        raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIGURATIONS)}')
     resolve_checkpoints(config, settings.checkpoints)
-    run_dir = Path(settings.out_dir) / config
+    run_dir = round_dir(settings.out_dir, config, round_index)
     _prepare_run_dir(run_dir)
+    load_at_start = load_average()
+    label = f'{config} round {round_index}'
     domain_id = settings.domain_id if settings.domain_id is not None else \
         pick_domain_id(os.getpid() + domain_offset)
     run = _Run(config, settings, domain_id, run_dir)
     try:
         commands = run.commands()
-        LOGGER.info('%s: starting %s (ROS domain %d)', config, ', '.join(commands), domain_id)
+        LOGGER.info('%s: starting %s (ROS domain %d)', label, ', '.join(commands), domain_id)
         started = time.monotonic()
         run.start(commands)
-        LOGGER.info('%s: nodes ready after %.1f s; %d warm-up frame(s)', config,
+        LOGGER.info('%s: nodes ready after %.1f s; %d warm-up frame(s)', label,
                     time.monotonic() - started, settings.warmup_frames)
         warmup_ms = [run.warm_up(k + 1) for k in range(settings.warmup_frames)]
-        LOGGER.info('%s: warm-up round trips %s ms', config,
+        LOGGER.info('%s: warm-up round trips %s ms', label,
                     ', '.join(f'{t:.0f}' for t in warmup_ms))
         flood = run.measure_capacity(settings.capacity_seconds) \
             if settings.capacity_seconds > 0 else None
         capacity = flood['fps'] if flood else None
-        LOGGER.info('%s: saturated capacity %s fps', config,
+        LOGGER.info('%s: saturated capacity %s fps', label,
                     'n/a' if capacity is None else f'{capacity:.2f}')
         source_hz = bag_rate_hz(settings.bag, settings.image_topic)
         rate = settings.rate
@@ -383,26 +429,31 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) ->
         if settings.max_seconds is not None:
             run.player.frame_count = min(run.player.frame_count,
                                          max(1, int(settings.max_seconds * rate * source_hz)))
-        LOGGER.info('%s: playing %d frames of %s at %.2f Hz (rate %.3g x %.2f Hz)', config,
+        LOGGER.info('%s: playing %d frames of %s at %.2f Hz (rate %.3g x %.2f Hz)', label,
                     run.player.frame_count, settings.image_topic, rate * source_hz, rate,
                     source_hz)
         frames = run.play(max(30.0, 20 * max(warmup_ms, default=1000.0) / 1000.0))
         monitor = run.monitor
         exit_codes = run.stop_nodes()
         answered = sum(run.recorder.complete(run.output_topics, s) for s, _ in frames)
-        LOGGER.info('%s: %d frames played, %d answered; writing %s', config, len(frames),
+        LOGGER.info('%s: %d frames played, %d answered; writing %s', label, len(frames),
                     answered, run_dir / OUTPUT_BAG)
         run.recorder.write_bag(run_dir / OUTPUT_BAG,
                                custom_data={'mtl_perception.replay': config})
         names = list(commands)
+        keys = {variant.node_name: variant.key for variant in run.variants}
         processes = {name: {
             'pid': monitor.pids[name], 'command': commands[name],
-            'checkpoint': str(run.checkpoints[name]), 'exit_code': exit_codes.get(name),
-            'peak_rss_mb': monitor.peak_rss_mb([name]),
+            'checkpoint': str(run.checkpoints[keys[name]]), 'exit_code': exit_codes.get(name),
+            **monitor.peaks_mb([name]),
             'cpu_percent': monitor.cpu_percent('play_start', 'play_end', [name])}
             for name in names}
+        totals = monitor.peaks_mb(names)
+        LOGGER.info('%s: peak memory %s', label, ', '.join(
+            f'{kind.split("_")[1].upper()} {value:.0f} MB' for kind, value in totals.items()))
         write_run_info(run_dir, {
-            'format': 1, 'config': config, 'bag': str(Path(settings.bag).resolve()),
+            'format': 2, 'config': config, 'round': round_index,
+            'bag': str(Path(settings.bag).resolve()),
             'image_topic': settings.image_topic, 'image_type': run.player.msgtype,
             'publish_topic': run.player.publish_topic, 'namespace': run.namespace,
             'outputs': run.outputs, 'domain_id': domain_id, 'rate': rate,
@@ -413,10 +464,12 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0) ->
             'capacity_fps': capacity, 'capacity': flood,
             'node_parameters': dict(settings.node_parameters),
             'frames': [list(f) for f in frames],
-            'processes': processes, 'peak_rss_mb': monitor.peak_rss_mb(names),
+            'processes': processes, **totals,
             'cpu_percent': monitor.cpu_percent('play_start', 'play_end', names),
+            'load_average': {'start': load_at_start, 'end': load_average()},
             'marks_ns': {k: monitor.samples[i][0] for k, i in monitor.marks.items()},
-            'memory_mb': monitor.series()})
-        return RunOutcome(config, run_dir, rate, rate * source_hz, warmup_ms, len(frames))
+            'memory_mb': {kind: monitor.series(kind) for kind in MEMORY_KINDS}})
+        return RunOutcome(config, round_index, run_dir, rate, rate * source_hz, warmup_ms,
+                          len(frames))
     finally:
         run.close()

@@ -37,7 +37,6 @@ import struct
 from typing import Mapping, Optional, Sequence
 
 from mtl_perception.metrics import DetectionEvaluator, SegmentationEvaluator
-from mtl_perception.model_card import TASKS
 import numpy as np
 from PIL import Image as PILImage
 
