@@ -21,8 +21,8 @@ The report functions are fed synthetic per-round run records (no bags, no ROS).
 import statistics
 
 from mtl_perception.cli.replay import capacity_seconds_per_round, default_rounds
-from mtl_perception.replay.report import build_report, combine_rounds, console_table
-from mtl_perception.replay.report import markdown, median_record, RATIO_FIGURES, ROUND_KEYS
+from mtl_perception.replay.report import build_report, console_table, markdown
+from mtl_perception.replay.rounds import combine_rounds, median_record, RATIO_FIGURES, ROUND_KEYS
 from mtl_perception.replay.run_files import config_tasks, find_rounds, OUTPUT_BAG, round_dir
 import pytest
 

@@ -58,14 +58,12 @@ only, ``--capacity-seconds 0``) ``R.fps`` falls back to the paced figure and
 import json
 import math
 from pathlib import Path
-import statistics
-from typing import Sequence
 
 from mtl_perception.inference.measurement import summarize
+from mtl_perception.replay.rounds import (combine_rounds, load_average_summary,
+                                          RATIO_FIGURES, round_ratios, safe_ratio)
 
-__all__ = ['RATIO_FIGURES', 'ROUND_KEYS', 'TARGETS', 'build_report', 'combine_rounds',
-           'console_table', 'load_average_summary', 'markdown', 'median_record', 'ratios',
-           'round_ratios', 'targets', 'write_report']
+__all__ = ['TARGETS', 'build_report', 'console_table', 'markdown', 'targets', 'write_report']
 
 # The issue's targets, read from the demo's report.
 THROUGHPUT_TARGET = 1.6
@@ -82,132 +80,9 @@ TARGETS = {
     'accuracy': f'multitask mAP50 and mIoU at most {ACCURACY_POINTS:g} point below the '
                 'single-task nodes',
 }
-# What each ratio divides (> 1 favours the multitask node).
-RATIO_FIGURES = {
-    'throughput': 'multitask / baseline saturated fps',
-    'memory': 'baseline / multitask peak PSS',
-    'memory_rss': 'baseline / multitask peak RSS',
-    'latency_p50': 'baseline / multitask median latency',
-    'capacity': 'multitask / baseline saturated fps',
-    'paced_throughput': 'multitask / baseline paced output fps',
-}
-# The figures of one round kept in R['rounds'].
-ROUND_KEYS = ('round', 'run_dir', 'frames_in', 'frames_out', 'dropped', 'fps', 'paced_fps',
-              'capacity_fps', 'latency_ms', 'peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb',
-              'cpu_percent', 'map50', 'miou', 'load_average')
-# Keys of a run record that are not medians over rounds.
-_NOT_MEDIANS = {'round', 'run_dir', 'load_average'}
 PLOTS = {'latency_cdf': 'latency_cdf.png', 'latency_over_time': 'latency_over_time.png',
          'throughput': 'throughput.png', 'memory': 'memory.png', 'rounds': 'rounds.png',
          'overlay_strip': 'overlay_strip.png'}
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator == 0:
-        return None
-    return float(numerator) / float(denominator)
-
-
-def ratios(runs: dict) -> dict:
-    """
-    Return the ratios of one round (None where a run or a figure is missing).
-
-    :param runs: ``{'multitask': R, 'baseline': R}`` of the same round.
-    :return: ``{name: ratio}`` for every name of :data:`RATIO_FIGURES`.
-    """
-    mt, base = runs.get('multitask'), runs.get('baseline')
-    if mt is None or base is None:
-        return dict.fromkeys(RATIO_FIGURES)
-    return {'throughput': _ratio(mt.get('fps'), base.get('fps')),
-            'memory': _ratio(base.get('peak_pss_mb'), mt.get('peak_pss_mb')),
-            'memory_rss': _ratio(base.get('peak_rss_mb'), mt.get('peak_rss_mb')),
-            'latency_p50': _ratio((base.get('latency_ms') or {}).get('p50'),
-                                  (mt.get('latency_ms') or {}).get('p50')),
-            'capacity': _ratio(mt.get('capacity_fps'), base.get('capacity_fps')),
-            'paced_throughput': _ratio(mt.get('paced_fps'), base.get('paced_fps'))}
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def median_record(records: Sequence[dict]) -> dict:
-    """
-    Return the record of medians over ``records`` (one run record per round).
-
-    Numbers become the median of the rounds that have them (None when none has; an integer
-    median stays an int), dicts are combined key by key, anything else is round 1's value;
-    an ``exit_code`` is the worst (non-zero) one. ``round``, ``run_dir`` and
-    ``load_average`` are left out (they describe a round).
-    """
-    combined = {}
-    keys = [key for record in records for key in record]
-    for key in dict.fromkeys(keys):
-        if key in _NOT_MEDIANS:
-            continue
-        values = [record.get(key) for record in records]
-        present = [value for value in values if value is not None]
-        if key == 'exit_code':
-            combined[key] = next((v for v in present if v != 0), present[0] if present else None)
-        elif present and all(_is_number(v) for v in present):
-            median = statistics.median(present)
-            integral = all(isinstance(v, int) for v in present) and float(median).is_integer()
-            combined[key] = int(median) if integral else float(median)
-        elif present and all(isinstance(v, dict) for v in present):
-            combined[key] = median_record(present)
-        else:
-            combined[key] = present[0] if present else None
-    return combined
-
-
-def combine_rounds(records: Sequence[dict]) -> dict:
-    """
-    Return a configuration's R: the medians over its rounds plus ``rounds`` (per round).
-
-    :param records: one run record per round, in round order; a record without ``round`` is
-        numbered by its position (from 1).
-    """
-    if not records:
-        raise ValueError('a configuration needs at least one round')
-    combined = median_record(records)
-    combined['rounds'] = [
-        {key: record.get(key, index if key == 'round' else None) for key in ROUND_KEYS}
-        for index, record in enumerate(records, start=1)]
-    return combined
-
-
-def round_ratios(per_round: dict) -> list:
-    """
-    Return ``[{'round': k, name: ratio, ...}]``: round k's multitask run against round k's.
-
-    :param per_round: ``{config: [R of round 1, R of round 2, ...]}``; only rounds that both
-        configurations completed are paired.
-    """
-    multitask, baseline = per_round.get('multitask') or [], per_round.get('baseline') or []
-    paired = []
-    for index, (mt, base) in enumerate(zip(multitask, baseline), start=1):
-        paired.append({'round': mt.get('round', index),
-                       **ratios({'multitask': mt, 'baseline': base})})
-    return paired
-
-
-def load_average_summary(per_round: dict) -> dict:
-    """
-    Return the 1-minute load average around each round and over all of them.
-
-    Each run records the load average when it starts (before its nodes) and when it ends.
-    :return: ``{'rounds': [{'round': k, 'start': first run's start, 'end': last run's end}],
-        'overall': summarize(every value recorded)}``.
-    """
-    count = max((len(records) for records in per_round.values()), default=0)
-    rounds, values = [], []
-    for index in range(count):
-        loads = [(records[index].get('load_average') or {}) for records in per_round.values()
-                 if index < len(records)]
-        values += [load.get(key) for load in loads for key in ('start', 'end')]
-        rounds.append({'round': index + 1, 'start': loads[0].get('start'),
-                       'end': loads[-1].get('end')})
-    return {'rounds': rounds, 'overall': summarize([v for v in values if v is not None])}
 
 
 def _check(name: str, value: str, passed: bool | None) -> dict:
@@ -233,7 +108,7 @@ def targets(runs: dict, run_ratios: dict, spread: dict | None = None) -> list:
                              None if value is None else value >= goal))
     if mt is not None:
         p50, p95 = mt['latency_ms']['p50'], mt['latency_ms']['p95']
-        tail = _ratio(p95, p50)
+        tail = safe_ratio(p95, p50)
         checks.append(_check('latency_tail', 'n/a' if tail is None else
                              f'p95 {p95:.0f} ms / p50 {p50:.0f} ms = {tail:.2f}x',
                              None if tail is None else tail <= TAIL_TARGET))
