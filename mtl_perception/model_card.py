@@ -48,6 +48,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # A mask is published as mono8 with 255 = void, so at most 255 segmentation classes.
 MAX_SEGMENTATION_CLASSES = 255
+# Builder arguments that name a file the builder opens (``modeling.registry``:
+# ``backbone_weights``, the ImageNet initialisation a training run may start from). A card's
+# only weights are the safetensors file beside it, so a card may not carry these, nor any other
+# path: loading a model must never open a file that its card names.
+FILE_ARGUMENTS = ('backbone_weights',)
+# Endings of weight and model files, refused in any arch_kwargs string.
+_FILE_SUFFIXES = ('.pth', '.pt', '.pkl', '.ckpt', '.bin', '.safetensors', '.onnx', '.engine',
+                  '.npy', '.npz', '.h5', '.tar', '.zip')
 
 
 class ModelCardError(ValueError):
@@ -90,6 +98,20 @@ def _plain(value):
         return value.item()
     raise ValueError(f'card value {value!r} of type {type(value).__name__} is not '
                      'representable in YAML')
+
+
+def _named_files(value, field: str):
+    """Yield ``(field, value)`` for every path-like string within ``value`` (nested data)."""
+    if isinstance(value, str):
+        if '/' in value or '\\' in value or value.startswith('~') \
+                or value.lower().endswith(_FILE_SUFFIXES):
+            yield field, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _named_files(item, f'{field}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _named_files(item, f'{field}[{index}]')
 
 
 def _is_number(value) -> bool:
@@ -162,7 +184,7 @@ class ModelCard:
         try:
             tasks = validate_tasks(self.tasks)
         except ValueError as error:
-            fail(str(error))
+            fail(str(error) if str(error).startswith('tasks') else f'tasks: {error}')
         if tasks != tuple(self.tasks):
             fail(f'tasks must be in the order {TASKS}, got {list(self.tasks)}')
         if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) \
@@ -180,20 +202,28 @@ class ModelCard:
         for task in tasks:
             names = self.classes.get(task)
             if not isinstance(names, (list, tuple)) or not names:
-                fail(f'classes must list the {task} class names, got {names!r}')
+                fail(f'classes.{task} must list the {task} class names, got {names!r}')
             wrong = [n for n in names if not isinstance(n, str) or not n]
             if wrong:
-                fail(f'{task} class names must be non-empty strings (quote names such as '
-                     f'"no" or "on" in YAML), got {wrong[:5]!r}')
+                fail(f'classes.{task}: class names must be non-empty strings (quote names '
+                     f'such as "no" or "on" in YAML), got {wrong[:5]!r}')
             if len(set(names)) != len(names):
-                fail(f'{task} class names repeat: {list(names)}')
+                fail(f'classes.{task}: class names repeat: {list(names)}')
         if 'segmentation' in tasks and len(self.classes['segmentation']) > \
                 MAX_SEGMENTATION_CLASSES:
-            fail(f'at most {MAX_SEGMENTATION_CLASSES} segmentation classes fit a mono8 mask, '
-                 f'got {len(self.classes["segmentation"])}')
+            fail(f'classes.segmentation: at most {MAX_SEGMENTATION_CLASSES} segmentation '
+                 f'classes fit a mono8 mask, got {len(self.classes["segmentation"])}')
         for key in ('arch_kwargs', 'recipe', 'metrics', 'export', 'extra'):
             if not isinstance(getattr(self, key), Mapping):
                 fail(f'{key} must be a mapping, got {getattr(self, key)!r}')
+        for key in FILE_ARGUMENTS:
+            if key in self.arch_kwargs:
+                fail(f'arch_kwargs.{key}: a model card cannot name a file to load (got '
+                     f'{self.arch_kwargs[key]!r}); its weights are the .safetensors file '
+                     'beside it')
+        for name, value in _named_files(self.arch_kwargs, 'arch_kwargs'):
+            fail(f'{name}: a model card cannot name a file, got the path-like {value!r}; its '
+                 'weights are the .safetensors file beside it')
         for fmt, info in self.export.items():
             if not isinstance(info, Mapping):
                 fail(f'export.{fmt} must be a mapping, got {info!r}')

@@ -233,3 +233,40 @@ def test_weights_of_another_architecture(copy, tmp_path):
     weights, card = copy
     _edit_card(card, architecture='resnet34_ssd_fcn')
     _expect_error(weights, str(weights), 'resnet18_ssd_fcn', 'resnet34_ssd_fcn')
+
+
+def test_card_naming_a_backbone_weights_file_is_refused_before_anything_is_opened(copy,
+                                                                                  tmp_path):
+    weights, card = copy
+    # A real file: the refusal comes from the card, not from the file being absent.
+    bait = tmp_path / 'imagenet.pth'
+    torch.save(_model(('detection',)).backbone.state_dict(), bait)
+    _edit_card(card, arch_kwargs={'backbone_weights': str(bait)})
+    _expect_error(weights, f'{card}: arch_kwargs.backbone_weights', 'cannot name a file',
+                  '.safetensors file beside it')
+    with pytest.raises(CheckpointError, match='arch_kwargs.backbone_weights'):
+        load_card(card)
+
+
+def test_save_refuses_a_card_naming_a_file(tmp_path):
+    model = _model(('detection',))
+    with pytest.raises(ValueError, match='arch_kwargs.backbone_weights'):
+        save_checkpoint(model, tmp_path / 'm',
+                        _card(('detection',), arch_kwargs={'backbone_weights': 'w.pth'}))
+    assert not (tmp_path / 'm.yaml').exists()
+
+
+def test_file_arguments_cover_every_builder_argument_taking_a_string():
+    """A builder argument taking a string is a choice, or a file listed in FILE_ARGUMENTS."""
+    import inspect
+
+    from mtl_perception.model_card import FILE_ARGUMENTS
+    from mtl_perception.modeling import registry
+    choices = {'backbone_name', 'fcn_variant', 'ssd_head_style'}
+    builders = [registry._build_ssd_fcn] + [registry._MODELS[name]
+                                            for name in registry.list_models()]
+    for builder in builders:
+        for name, parameter in inspect.signature(builder).parameters.items():
+            if parameter.annotation in (str, str | None) and name not in choices:
+                assert name in FILE_ARGUMENTS, (builder.__name__, name)
+    assert 'backbone_weights' in inspect.signature(registry.build_model).parameters

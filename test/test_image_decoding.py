@@ -12,12 +12,22 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""One image decoder: the nodes and the replay scorer accept and reject the same images."""
+"""
+One image decoder: the nodes and the replay scorer accept and reject the same images.
 
-from mtl_perception.inference.image_decoding import ImageDecodeError
+With a pixel limit, oversized images are refused from their size fields or compressed header,
+before any pixel is decoded.
+"""
+
+import io
+import warnings
+
+from mtl_perception.inference.image_decoding import (decode_compressed, decode_image,
+                                                     ImageDecodeError)
 from mtl_perception.replay.messages import image_to_array, make_image
 from mtl_perception.ros.conversions import image_to_rgb
 import numpy as np
+from PIL import Image as PILImage, ImageFile
 import pytest
 from sensor_msgs.msg import Image
 
@@ -62,3 +72,72 @@ def test_both_sides_decode_the_same_pixels(encoding):
     node_msg, bag_msg = _both(encoding, step, rows.tobytes())
     np.testing.assert_array_equal(image_to_rgb(node_msg), PIXELS)
     np.testing.assert_array_equal(image_to_array(bag_msg), PIXELS)
+
+
+def _png(width: int, height: int, mode: str = '1') -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new(mode, (width, height)).save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def no_pixel_decoding(monkeypatch):
+    """Make any attempt to decompress pixels fail the test."""
+    def load(self):
+        raise AssertionError('pixels were decoded')
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', load)
+
+
+def test_raw_size_limit_is_checked_before_the_data(no_pixel_decoding):
+    # ``data`` is not even a buffer: the fields alone decide.
+    with pytest.raises(ImageDecodeError, match='8000x6000 = 48000000 pixels exceeds the '
+                       'limit of 16777216') as error:
+        decode_image('rgb8', 6000, 8000, 24000, None, max_pixels=4096 * 4096)
+    assert error.value.reason == 'size'
+    assert decode_image('rgb8', 4, 5, 15, PIXELS.tobytes(), max_pixels=20).shape == (4, 5, 3)
+    with pytest.raises(ImageDecodeError, match='exceeds the limit of 19 pixels'):
+        decode_image('rgb8', 4, 5, 15, PIXELS.tobytes(), max_pixels=19)
+
+
+def test_compressed_size_limit_is_checked_on_the_header(no_pixel_decoding):
+    bomb = _png(5000, 5000)  # a few KB on the wire, 25 M pixels decoded
+    assert len(bomb) < 20000
+    with pytest.raises(ImageDecodeError, match='PNG image of 5000x5000 = 25000000 pixels '
+                       'exceeds the limit of 1000000') as error:
+        decode_compressed(bomb, 'png', max_pixels=1000 * 1000)
+    assert error.value.reason == 'size'
+    jpeg = io.BytesIO()
+    PILImage.new('RGB', (40, 30)).save(jpeg, format='JPEG')
+    with pytest.raises(ImageDecodeError, match='JPEG image of 40x30') as error:
+        decode_compressed(jpeg.getvalue(), 'jpeg', max_pixels=40 * 30 - 1)
+    assert error.value.reason == 'size'
+
+
+def test_compressed_images_within_the_limit_decode():
+    jpeg = io.BytesIO()
+    PILImage.new('RGB', (40, 30), (200, 10, 10)).save(jpeg, format='JPEG')
+    assert decode_compressed(jpeg.getvalue(), max_pixels=40 * 30).shape == (30, 40, 3)
+    assert decode_compressed(_png(40, 30), max_pixels=40 * 30).shape == (30, 40, 3)
+    assert decode_compressed(_png(40, 30, 'L'), mode=None, max_pixels=10**6).shape == (30, 40)
+    with pytest.raises(ImageDecodeError) as error:
+        decode_compressed(b'not an image at all', 'png', max_pixels=10**6)
+    assert error.value.reason == 'decode'
+    with pytest.raises(ImageDecodeError) as error:
+        decode_compressed(_png(40, 30)[:30], 'png', max_pixels=10**6)
+    assert error.value.reason == 'decode'
+
+
+def test_pil_decompression_bomb_limit_is_a_size_rejection(monkeypatch):
+    monkeypatch.setattr(PILImage, 'MAX_IMAGE_PIXELS', 1000)
+    # Without a limit of our own, PIL's applies: over twice its value is an error ...
+    with pytest.raises(ImageDecodeError) as error:
+        decode_compressed(_png(50, 50), 'png')
+    assert error.value.reason == 'size'
+    # ... and over it a warning, which where warnings are errors is a rejection too.
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(ImageDecodeError) as error:
+            decode_compressed(_png(40, 40), 'png')
+        assert error.value.reason == 'size'
+        # A caller's limit replaces PIL's process-wide one: no warning, no error.
+        assert decode_compressed(_png(50, 50), 'png', max_pixels=2500).shape == (50, 50, 3)

@@ -70,10 +70,28 @@ def test_shipped_cards_are_valid():
     ({'arch_kwargs': ['x']}, 'arch_kwargs'),
     ({'export': {'onnx': 'file.onnx'}}, 'export.onnx'),
     ({'name': ''}, 'name'),
+    # A card names no file: its weights are the safetensors file beside it.
+    ({'arch_kwargs': {'backbone_weights': '/data/resnet50.pth'}},
+     'arch_kwargs.backbone_weights: a model card cannot name a file'),
+    ({'arch_kwargs': {'backbone_weights': None}}, 'arch_kwargs.backbone_weights'),
+    ({'arch_kwargs': {'fcn_variant': '../weights/fcn'}}, 'arch_kwargs.fcn_variant'),
+    ({'arch_kwargs': {'init': 'imagenet.safetensors'}}, 'arch_kwargs.init'),
+    ({'arch_kwargs': {'extra_channels': [[64, '~/w']]}},
+     r'arch_kwargs.extra_channels\[0\]\[1\]'),
 ])
 def test_validation_names_the_problem(change, fragment):
-    with pytest.raises(ModelCardError, match=fragment):
+    with pytest.raises(ModelCardError, match=fragment) as error:
         ModelCard.from_dict(dict(CARD, **change), source='card.yaml')
+    # Every failure names the file first, then the field.
+    field = next(iter(change))
+    assert str(error.value).startswith('card.yaml: '), error.value
+    assert field in str(error.value) or (field == 'classes' and 'class' in str(error.value))
+
+
+def test_plain_builder_choices_are_not_mistaken_for_files():
+    card = ModelCard.from_dict(dict(CARD, arch_kwargs={
+        'fcn_variant': '16s', 'ssd_head_style': 'lite', 'extra_channels': [[64, 128]]}))
+    assert card.arch_kwargs['fcn_variant'] == '16s'
 
 
 def test_missing_key_and_not_a_mapping():
@@ -97,6 +115,17 @@ def test_export_card_gets_the_same_checks_as_a_checkpoint_card(tmp_path):
     assert artifacts.read_export_card(onnx_path, 'onnx').std == (0.25, 0.25, 0.25)
     (tmp_path / 'm.yaml').write_text(yaml.safe_dump(dict(CARD)))
     with pytest.raises(artifacts.ExportedModelError, match='no export.onnx section'):
+        artifacts.read_export_card(onnx_path, 'onnx')
+
+
+def test_export_card_naming_a_file_is_refused(tmp_path):
+    onnx_path = tmp_path / 'm.onnx'
+    onnx_path.write_bytes(b'')
+    card = dict(CARD, arch_kwargs={'backbone_weights': 'imagenet.pth'},
+                export={'onnx': {'file': 'm.onnx'}})
+    (tmp_path / 'm.yaml').write_text(yaml.safe_dump(card))
+    with pytest.raises(artifacts.ExportedModelError,
+                       match=r'm\.yaml: arch_kwargs\.backbone_weights: a model card cannot'):
         artifacts.read_export_card(onnx_path, 'onnx')
 
 

@@ -14,10 +14,13 @@
 
 """Lifecycle of the node process, driven through its lifecycle and parameter services."""
 
+import shutil
+
 import pytest
 from ros_fixtures import (checkpoints, make_image, make_picture, NodeProcess,  # noqa: F401
                           Probe)
 from sensor_msgs.msg import Image
+import yaml
 
 IMAGE = '/lc_test/image'
 
@@ -93,6 +96,12 @@ def test_bad_checkpoint_fails_activate_and_the_node_keeps_answering(probe,
     corrupt.write_bytes(b'\x00' * 100)
     corrupt.with_suffix('.yaml').write_text(
         checkpoints['multitask'].with_suffix('.yaml').read_text())
+    # Good weights, but a card that names a file to load: refused, the file is never opened.
+    naming = tmp_path / 'naming_model.safetensors'
+    shutil.copy(checkpoints['multitask'], naming)
+    card = yaml.safe_load(checkpoints['multitask'].with_suffix('.yaml').read_text())
+    card['arch_kwargs']['backbone_weights'] = str(tmp_path / 'imagenet.pth')
+    naming.with_suffix('.yaml').write_text(yaml.safe_dump(card))
     node = NodeProcess('multitask_node', tmp_path / 'node.log', '-r', '__ns:=/failing',
                        '-p', f'checkpoint:={missing}', '-r', f'image:={IMAGE}')
     try:
@@ -108,6 +117,15 @@ def test_bad_checkpoint_fails_activate_and_the_node_keeps_answering(probe,
         assert not probe.change_state(node_name, 'activate')
         assert probe.get_state(node_name) == 'inactive'
         assert f'cannot load checkpoint {corrupt}' in node.log()
+
+        probe.set_parameter(node_name, 'checkpoint', str(naming))
+        assert probe.change_state(node_name, 'cleanup')
+        assert probe.change_state(node_name, 'configure')
+        assert not probe.change_state(node_name, 'activate')
+        assert probe.get_state(node_name) == 'inactive'
+        probe.wait_for(lambda: f'{naming.with_suffix(".yaml")}: arch_kwargs.backbone_weights: '
+                       'a model card cannot name a file' in node.log(), 10.0,
+                       lambda: f'the card refusal in the log:\n{node.log()}')
 
         probe.set_parameter(node_name, 'checkpoint', str(checkpoints['multitask']))
         assert probe.change_state(node_name, 'cleanup')

@@ -77,7 +77,9 @@ def _build_ssd_fcn(backbone_name: str, *, num_classes: dict[str, int], input_siz
         entries of ``tasks`` are needed.
     :param input_size: square input side S (e.g. 300 or 512); fixes the default boxes.
     :param tasks: non-empty subset of ('detection', 'segmentation').
-    :param backbone_weights: optional local ImageNet state-dict file for the backbone.
+    :param backbone_weights: optional local ImageNet state-dict file for the backbone, read
+        when training starts; never part of a model card (``model_card.FILE_ARGUMENTS``): a
+        trained network's weights are the safetensors file beside its card.
     :param fcn_variant: '8s' or '16s'.
     :param fcn_mid_channels: width of the FCN block before scoring C5 (0: none).
     :param fcn_c3_channels: width of the FCN 3x3 conv before scoring C3 (0: none).

@@ -20,7 +20,8 @@ Keys of the DiagnosticStatus values (all numbers as decimal strings):
   frames_received, frames_processed  totals since the node started
   frames_dropped                     frames replaced by a newer one before inference
   frames_pending                     frames taken in and not finished yet (waiting or running)
-  inputs_rejected                    messages that were not a valid image
+  inputs_rejected                    messages that were not a valid image, or larger than
+                                     max_image_pixels (refused before decoding)
   inference_failures                 frames whose inference raised
   inference_ms, end_to_end_ms        mean recent predictor time, and receive-to-publish time
 """

@@ -25,16 +25,26 @@ replaces the waiting one; results are published in the order the frames arrived.
 Topics (relative, remapped in launch): subscribes ``image`` (and ``image/compressed`` with
 use_compressed); publishes ``detections``, ``detections/overlay``, ``segmentation/mask``,
 ``segmentation/color``, ``label_info`` (transient local) and ``/diagnostics``.
+
+Input images larger than ``max_image_pixels`` are rejected from their size fields (raw) or
+header (compressed) before any pixel is decoded.
+
+Shutdown: SIGINT and SIGTERM only request it (``run`` spins until then); the workers stop
+taking frames and publishing, are joined, and only then are the node and the ROS context
+destroyed. Further signals during that cleanup are ignored (a terminal Ctrl-C under
+``ros2 launch`` delivers two), so the process exits 0 however many arrive.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+import signal
 import sys
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
+from mtl_perception.inference.image_decoding import decode_compressed, decode_image
 from mtl_perception.inference.predictor import Predictor
 from mtl_perception.resources import model_file
 from mtl_perception.ros import conversions
@@ -46,9 +56,10 @@ from mtl_perception.variants import NodeVariant, VARIANTS
 import numpy as np
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -59,6 +70,10 @@ FAILURE = TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Signals that stop the node, and how often the spin loop looks for them (seconds): a Python
+# signal handler runs only between bytecodes, never while the executor waits in C.
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNAL_POLL_PERIOD = 0.1
 
 
 @dataclass
@@ -67,10 +82,10 @@ class Frame:
 
     header: Header
     received: float
-    image: Union[np.ndarray, CompressedImage]
+    image: np.ndarray | CompressedImage
 
 
-def _demo_checkpoint(name: str) -> Optional[Path]:
+def _demo_checkpoint(name: str) -> Path | None:
     try:
         return model_file(name)
     except FileNotFoundError:
@@ -113,13 +128,17 @@ class PerceptionNode(LifecycleNode):
             if spec.name == 'checkpoint' and self._demo_checkpoint is not None:
                 default = str(self._demo_checkpoint)
             self.declare_parameter(spec.name, default, spec.descriptor())
-        self.settings: Optional[NodeSettings] = None
+        self.settings: NodeSettings | None = None
         self.stats = PipelineStats()
         self._throttle = LogThrottle()
         self._predictors: list = []
-        self._mailbox: Optional[FrameMailbox] = None
+        self._mailbox: FrameMailbox | None = None
         self._workers: list = []
         self._active = False
+        # Workers publish only while this is set, checked under the lock: once _stop clears
+        # it, no result leaves, even one computed before (its publishers may be going away).
+        self._publish_lock = threading.Lock()
+        self._publishing = False
         self._publishers_by_topic: dict = {}
         self._subscriptions_made: list = []
         self._diagnostics_publisher = None
@@ -207,6 +226,8 @@ class PerceptionNode(LifecycleNode):
             {task: predictor.class_names[task] for task in self.tasks},
             settings.score_threshold, Header(stamp=self.get_clock().now().to_msg())))
         self._mailbox, order = FrameMailbox(), PublishOrder()
+        with self._publish_lock:
+            self._publishing = True
         self._workers = [threading.Thread(target=self._work, args=(self._mailbox, loaded, order),
                                           name=f'inference_{index}', daemon=True)
                          for index, loaded in enumerate(predictors)]
@@ -242,6 +263,9 @@ class PerceptionNode(LifecycleNode):
         super().destroy_node()
 
     def _stop(self) -> None:
+        """Stop taking frames and publishing, join the workers, then release the models."""
+        with self._publish_lock:
+            self._publishing = False
         self._active = False
         if self._mailbox is not None and self._mailbox.close():
             self.stats.frame_dropped()
@@ -276,7 +300,9 @@ class PerceptionNode(LifecycleNode):
             return
         received = time.monotonic()
         try:
-            pixels = conversions.image_to_rgb(msg)
+            # The size is checked on width and height before the data is looked at.
+            pixels = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                                  max_pixels=self.settings.max_image_pixels)
         except conversions.ImageConversionError as error:
             self._reject(error)
             return
@@ -284,7 +310,8 @@ class PerceptionNode(LifecycleNode):
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         if self._active:
-            # Decoding waits for the worker, so frames that get replaced are never decoded.
+            # Decoding waits for the worker, so frames that get replaced are never decoded
+            # (and an oversized one is refused from its header there).
             self._submit(Frame(msg.header, time.monotonic(), msg))
 
     def _submit(self, frame: Frame) -> None:
@@ -321,18 +348,26 @@ class PerceptionNode(LifecycleNode):
 
     def _process(self, frame: Frame, predictor: Predictor,
                  wait_turn: Callable[[], bool]) -> None:
-        pixels = frame.image
+        pixels, settings = frame.image, self.settings
         if isinstance(pixels, CompressedImage):
             try:
-                pixels = conversions.compressed_to_rgb(pixels)
+                pixels = decode_compressed(pixels.data, pixels.format,
+                                           max_pixels=settings.max_image_pixels)
             except conversions.ImageConversionError as error:
                 self._reject(error, received=True)
                 return
         prediction = predictor.predict(pixels)
         # Publish only after every earlier frame: outputs leave in arrival order.
         wait_turn()
+        with self._publish_lock:
+            if not self._publishing:
+                self.stats.frame_dropped()  # stopping: the result is discarded
+                return
+            self._publish(frame, pixels, prediction, predictor, settings.publish_debug_images)
+
+    def _publish(self, frame: Frame, pixels: np.ndarray, prediction, predictor: Predictor,
+                 force: bool) -> None:
         header, publishers = frame.header, self._publishers_by_topic
-        force = self.settings.publish_debug_images
         if 'detection' in self.tasks:
             publishers['detections'].publish(conversions.detections_to_msg(
                 prediction.boxes, prediction.scores, prediction.labels,
@@ -363,35 +398,74 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics_publisher.publish(message)
 
 
-def run(variant: NodeVariant, args: Optional[list] = None) -> int:
-    """Create the node, spin it until shutdown and clean up; return the exit code."""
-    rclpy.init(args=args)
-    node = None
+class ShutdownSignals:
+    """
+    SIGINT and SIGTERM handlers that only record the request (no KeyboardInterrupt).
+
+    rclpy's own handlers shut the context down the moment a signal arrives, while workers may
+    still publish, and chain to Python's, which raises KeyboardInterrupt wherever the main
+    thread is (a second Ctrl-C then escapes from the cleanup). These let ``run`` stop the
+    node in order instead; ``ignore`` makes later signals harmless while it does.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for signum in SHUTDOWN_SIGNALS:
+            signal.signal(signum, self._record)
+
+    def _record(self, signum: int, frame) -> None:
+        self.received = signum
+
+    @staticmethod
+    def ignore() -> None:
+        """Ignore further SIGINT/SIGTERM for the rest of the process (shutdown has begun)."""
+        for signum in SHUTDOWN_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def run(variant: NodeVariant, args: list | None = None) -> int:
+    """
+    Create the node, spin it until SIGINT/SIGTERM or shutdown and clean up.
+
+    :param variant: which node (task list, name, demo model).
+    :param args: command-line arguments (``--ros-args ...``); None: ``sys.argv``.
+    :return: the exit code: 0, or 2 for a parameter of the wrong type.
+    """
+    signals = ShutdownSignals()  # before rclpy.init: a signal from here on only stops the node
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
+    code = 0
     try:
         node = PerceptionNode(variant)
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while signals.received is None and rclpy.ok():
+            executor.spin_once(timeout_sec=SIGNAL_POLL_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterException as error:
         print(f'{variant.node_name}: invalid parameter: {error}', file=sys.stderr, flush=True)
-        return 2
+        code = 2
     finally:
+        signals.ignore()
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
-            node.destroy_node()
+            node.destroy_node()  # joins the inference workers before the context goes
         rclpy.try_shutdown()
-    return 0
+    return code
 
 
-def multitask_main(args: Optional[list] = None) -> int:
+def multitask_main(args: list | None = None) -> int:
     """Run the multitask node (detection + segmentation from one network)."""
     return run(VARIANTS['multitask'], args)
 
 
-def detection_main(args: Optional[list] = None) -> int:
+def detection_main(args: list | None = None) -> int:
     """Run the single-task baseline detection node."""
     return run(VARIANTS['detection'], args)
 
 
-def segmentation_main(args: Optional[list] = None) -> int:
+def segmentation_main(args: list | None = None) -> int:
     """Run the single-task baseline segmentation node."""
     return run(VARIANTS['segmentation'], args)

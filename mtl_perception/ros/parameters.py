@@ -30,6 +30,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 RELIABILITIES = ('best_effort', 'reliable')
 _DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
+# Upper end of max_image_pixels: sensor_msgs/Image holds width and height as uint32, but
+# beyond 2^32 pixels (12 GiB of rgb8) no camera frame is meant.
+MAX_IMAGE_PIXELS_LIMIT = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ PARAMETERS = (
                   'newest frame.', minimum=1, maximum=100),
     ParameterSpec('use_compressed', False, 'Also subscribe <image>/compressed '
                   '(sensor_msgs/CompressedImage, JPEG or PNG).'),
+    ParameterSpec('max_image_pixels', 4096 * 4096, 'Largest input image accepted, in pixels '
+                  '(width x height), checked on the message fields or the compressed header '
+                  'before decoding; larger images are rejected (counted in inputs_rejected).',
+                  minimum=1, maximum=MAX_IMAGE_PIXELS_LIMIT),
     ParameterSpec('publish_debug_images', False, 'Always compute detections/overlay and '
                   'segmentation/color (otherwise only while something subscribes).'),
     ParameterSpec('autostart', True, 'Configure and activate at startup; false leaves the '
@@ -108,6 +115,7 @@ class NodeSettings:
     qos_reliability: str
     qos_depth: int
     use_compressed: bool
+    max_image_pixels: int
     publish_debug_images: bool
     autostart: bool
     diagnostics_period: float
