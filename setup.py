@@ -70,12 +70,11 @@ setup(
     maintainer_email='mtl-perception@example.com',
     description='Multitask detection + segmentation for UAVs as a ROS 2 package.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'multitask_node = mtl_perception.ros.nodes:multitask_main',
-            'detection_node = mtl_perception.ros.nodes:detection_main',
-            'segmentation_node = mtl_perception.ros.nodes:segmentation_main',
+            'multitask_node = mtl_perception.ros.main:multitask_main',
+            'detection_node = mtl_perception.ros.main:detection_main',
+            'segmentation_node = mtl_perception.ros.main:segmentation_main',
             'mtl-perception = mtl_perception.cli.main:main',
         ],
     },

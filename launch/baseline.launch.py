@@ -25,8 +25,8 @@ Arguments: params_file, namespace, image_topic, use_sim_time, log_level.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+from mtl_perception.ros.launch_helpers import perception_nodes
 
 
 def generate_launch_description():
@@ -42,7 +42,7 @@ def generate_launch_description():
             'params_file',
             default_value=PathJoinSubstitution(
                 [FindPackageShare('mtl_perception'), 'config', 'mtl_perception.yaml']),
-            description='Node parameters (YAML with /**/<node name> sections).'),
+            description='Node parameters (YAML; shared values under /**).'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace; the nodes run under <namespace>/baseline.'),
         DeclareLaunchArgument(
@@ -54,25 +54,7 @@ def generate_launch_description():
                               description='Log level of the nodes.'),
     ]
     # namespace '' gives '/baseline', 'uav1' gives 'uav1/baseline'.
-    baseline_namespace = [namespace, '/baseline']
-    detection_node = Node(
-        package='mtl_perception',
-        executable='detection_node',
-        name='detection_node',
-        namespace=baseline_namespace,
-        parameters=[params_file, {'use_sim_time': use_sim_time}],
-        remappings=[('image', image_topic)],
-        arguments=['--ros-args', '--log-level', log_level],
-        output='screen',
-    )
-    segmentation_node = Node(
-        package='mtl_perception',
-        executable='segmentation_node',
-        name='segmentation_node',
-        namespace=baseline_namespace,
-        parameters=[params_file, {'use_sim_time': use_sim_time}],
-        remappings=[('image', image_topic)],
-        arguments=['--ros-args', '--log-level', log_level],
-        output='screen',
-    )
-    return LaunchDescription([*arguments, detection_node, segmentation_node])
+    nodes = perception_nodes('baseline', params_file=params_file,
+                             namespace=[namespace, '/baseline'], image_topic=image_topic,
+                             log_level=log_level, use_sim_time=use_sim_time)
+    return LaunchDescription([*arguments, *nodes])

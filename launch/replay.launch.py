@@ -22,27 +22,29 @@ For a real ROS 2 install, as the same evaluation `mtl-perception replay` runs wi
     mtl-perception replay --score-only runs/launch --bag flight/
 
 The nodes run under /multitask (or /baseline); `ros2 bag record` writes their detections,
-masks, label_info and /diagnostics plus the camera topic to <out_dir>/multitask/output_bag (or
-.../baseline/output_bag); `ros2 bag play` starts play_delay seconds after launch (time for the
-models to load: frames played before a node is active count as dropped) and the launch shuts
-down a few seconds after the bag ends. The scorer takes the recorded camera messages' receive
-times as the publish times, so latency there leaves out the camera topic's own transport.
+masks, per-task label_info and /diagnostics plus the camera topic to
+<out_dir>/multitask/output_bag (or .../baseline/output_bag); `ros2 bag play` starts play_delay
+seconds after launch (time for the models to load: frames played before a node is active count
+as dropped) and the launch shuts down a few seconds after the bag ends, with exit code 0. If
+the player fails, or the recorder or a node ends before that, the launch stops at once and
+exits 1, so a script can trust a zero exit. The scorer takes the recorded camera messages'
+receive times as the publish times, so latency there leaves out the camera topic's own
+transport.
 Arguments: params_file, bag, image_topic, baseline, rate, out_dir, play_delay, log_level.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess
-from launch.actions import RegisterEventHandler, TimerAction
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, TimerAction
 from launch.conditions import IfCondition, UnlessCondition
-from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+from mtl_perception.ros.launch_helpers import perception_nodes, required
 
 # Seconds between the end of the bag and shutdown, for the outputs of the last frames.
 DRAIN_SECONDS = 5.0
-OUTPUTS = ('detections', 'segmentation/mask', 'label_info')
+OUTPUTS = ('detections', 'segmentation/mask', 'detections/label_info',
+           'segmentation/label_info')
 
 
 def _record(namespace, out_dir, image_topic, condition):
@@ -70,7 +72,7 @@ def generate_launch_description():
             'params_file',
             default_value=PathJoinSubstitution(
                 [FindPackageShare('mtl_perception'), 'config', 'mtl_perception.yaml']),
-            description='Node parameters (YAML with /**/<node name> sections).'),
+            description='Node parameters (YAML; shared values under /**).'),
         DeclareLaunchArgument('bag', description='The input bag (rosbag2 directory).'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='Camera topic in the bag (absolute).'),
@@ -91,51 +93,23 @@ def generate_launch_description():
     multitask = UnlessCondition(baseline)
     pair = IfCondition(baseline)
     nodes = [
-        Node(
-            package='mtl_perception',
-            executable='multitask_node',
-            name='multitask_node',
-            namespace='/multitask',
-            parameters=[params_file],
-            remappings=[('image', image_topic)],
-            arguments=['--ros-args', '--log-level', log_level],
-            output='screen',
-            condition=multitask,
-        ),
-        Node(
-            package='mtl_perception',
-            executable='detection_node',
-            name='detection_node',
-            namespace='/baseline',
-            parameters=[params_file],
-            remappings=[('image', image_topic)],
-            arguments=['--ros-args', '--log-level', log_level],
-            output='screen',
-            condition=pair,
-        ),
-        Node(
-            package='mtl_perception',
-            executable='segmentation_node',
-            name='segmentation_node',
-            namespace='/baseline',
-            parameters=[params_file],
-            remappings=[('image', image_topic)],
-            arguments=['--ros-args', '--log-level', log_level],
-            output='screen',
-            condition=pair,
-        ),
+        *perception_nodes('multitask', params_file=params_file, namespace='/multitask',
+                          image_topic=image_topic, log_level=log_level, condition=multitask),
+        *perception_nodes('baseline', params_file=params_file, namespace='/baseline',
+                          image_topic=image_topic, log_level=log_level, condition=pair),
     ]
     recorders = [_record('/multitask', out_dir, image_topic, multitask),
                  _record('/baseline', out_dir, image_topic, pair)]
     play = ExecuteProcess(
         cmd=['ros2', 'bag', 'play', bag, '--rate', rate, '--topics', image_topic],
         output='screen')
-    shutdown_after_play = RegisterEventHandler(OnProcessExit(
-        target_action=play,
-        on_exit=[TimerAction(period=DRAIN_SECONDS, actions=[
-            EmitEvent(event=Shutdown(reason='bag played'))])]))
+    # The bag's end shuts the launch down (exit 0) after the drain; a failed player, or a
+    # recorder or node that ends first, fails it (exit 1).
+    shutdown_after_play = required(play, on_success=[TimerAction(
+        period=DRAIN_SECONDS, actions=[EmitEvent(event=Shutdown(reason='bag played'))])])
     return LaunchDescription([
         *arguments, *nodes, *recorders,
         TimerAction(period=play_delay, actions=[play]),
         shutdown_after_play,
+        *[required(process) for process in [*recorders, *nodes]],
     ])

@@ -27,8 +27,8 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, ThisLaunchFileDir
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+from mtl_perception.ros.launch_helpers import perception_nodes
 
 
 def generate_launch_description():
@@ -45,7 +45,7 @@ def generate_launch_description():
             'params_file',
             default_value=PathJoinSubstitution(
                 [FindPackageShare('mtl_perception'), 'config', 'mtl_perception.yaml']),
-            description='Node parameters (YAML with /**/<node name> sections).'),
+            description='Node parameters (YAML; shared values under /**).'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the nodes and their topics.'),
         DeclareLaunchArgument(
@@ -60,16 +60,9 @@ def generate_launch_description():
         DeclareLaunchArgument('baseline', default_value='false',
                               description='Also run the single-task baseline nodes.'),
     ]
-    multitask_node = Node(
-        package='mtl_perception',
-        executable='multitask_node',
-        name='multitask_node',
-        namespace=namespace,
-        parameters=[params_file, {'use_sim_time': use_sim_time}],
-        remappings=[('image', image_topic)],
-        arguments=['--ros-args', '--log-level', log_level],
-        output='screen',
-    )
+    multitask_node = perception_nodes('multitask', params_file=params_file, namespace=namespace,
+                                      image_topic=image_topic, log_level=log_level,
+                                      use_sim_time=use_sim_time)
     baseline_nodes = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([ThisLaunchFileDir(), 'baseline.launch.py'])),
@@ -82,4 +75,4 @@ def generate_launch_description():
         }.items(),
         condition=IfCondition(baseline),
     )
-    return LaunchDescription([*arguments, multitask_node, baseline_nodes])
+    return LaunchDescription([*arguments, *multitask_node, baseline_nodes])

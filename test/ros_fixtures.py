@@ -37,10 +37,10 @@ from mtl_perception.modeling import build_model
 from mtl_perception.variants import VARIANTS
 import numpy as np
 import pytest
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -56,9 +56,8 @@ TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'deactivate': Transition.TRANSITION_DEACTIVATE,
                'cleanup': Transition.TRANSITION_CLEANUP}
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Transient local like the nodes' label_info; deeper than 1 because several nodes publish on
-# one topic (the baseline) and a depth-1 reader would keep only the last of their samples.
-LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+# As the nodes' label_info topics publish: transient local, one publisher per topic.
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -76,15 +75,16 @@ def make_checkpoint(directory: Path, kind: str) -> Path:
 
 def write_params_file(path: Path, checkpoints: dict) -> Path:
     """
-    Write config/mtl_perception.yaml with each node's checkpoint replaced; return ``path``.
+    Write config/mtl_perception.yaml plus a checkpoint section per node; return ``path``.
 
-    ``checkpoints`` maps 'multitask' / 'detection' / 'segmentation' to checkpoint paths.
+    ``checkpoints`` maps 'multitask' / 'detection' / 'segmentation' to checkpoint paths. The
+    node sections follow the shared ``/**`` one, so they win over it (as a user's would).
     """
     params = yaml.safe_load(PARAMS_FILE.read_text())
     for kind, checkpoint in checkpoints.items():
-        params[f'/**/{VARIANTS[kind].node_name}']['ros__parameters']['checkpoint'] = \
-            str(checkpoint)
-    path.write_text(yaml.safe_dump(params))
+        params[f'/**/{VARIANTS[kind].node_name}'] = {
+            'ros__parameters': {'checkpoint': str(checkpoint)}}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 
 
@@ -240,6 +240,18 @@ class Probe:
             parameters=[Parameter(name, value=value).to_parameter_msg()])
         response = self.call(SetParameters, f'{node}/set_parameters', request)
         assert response.results[0].successful, response.results[0].reason
+
+    def list_parameters(self, node: str) -> set:
+        """Return the names of the parameters ``node`` declares (as ``ros2 param list``)."""
+        return set(self.call(ListParameters, f'{node}/list_parameters',
+                             ListParameters.Request()).result.names)
+
+    def get_parameters(self, node: str, names: list) -> dict:
+        """Return ``{name: value}`` of ``node``'s parameters (as ``ros2 param get``)."""
+        response = self.call(GetParameters, f'{node}/get_parameters',
+                             GetParameters.Request(names=names))
+        return {name: parameter_value_to_python(value)
+                for name, value in zip(names, response.values)}
 
     def diagnostics(self, node: str) -> dict:
         """Return the values of the newest /diagnostics status from ``node`` ({} if none)."""

@@ -15,17 +15,28 @@
 """
 The launch files and the params file, checked without `launch` (not installable here).
 
-Every Node in launch/*.launch.py must name a console script setup.py declares, every file a
-launch file points to must exist and be installed by setup.py's data_files, and the params
-file must set only parameters the nodes declare.
+Two views of each launch file. Its text: the declared arguments, no imperative escapes
+(OpaqueFunction, eval, subprocess), no node built outside the one helper, and every package
+file it points to exists and is installed. Its result: ``generate_launch_description()`` runs
+against stand-in ``launch``/``launch_ros`` modules whose classes only record their arguments,
+so the tests see the LifecycleNodes the helper builds (console script, name, namespace,
+params file, remapping, condition) and the replay's exit handlers, which they call with
+made-up exit events. (test_uav_launch.py and test_baseline_launch.py run the files for real
+under launch_testing.)
 """
 
 import ast
 import fnmatch
 import importlib
+import importlib.util
 from pathlib import Path
+import sys
+import types
 
+from mtl_perception.replay.run_files import OUTPUT_BAG, TASK_TOPICS
+from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.ros.parameters import PARAMETERS
+from mtl_perception.variants import CONFIGURATIONS
 import pytest
 import yaml
 
@@ -40,8 +51,14 @@ LAUNCH_ARGUMENTS = {
     'replay.launch.py': {'params_file', 'bag', 'image_topic', 'baseline', 'rate', 'out_dir',
                          'play_delay', 'log_level'},
 }
-NODE_NAMES = ('multitask_node', 'detection_node', 'segmentation_node')
+HELPERS = 'mtl_perception.ros.launch_helpers'
+STUBBED_MODULES = ('launch', 'launch.actions', 'launch.conditions', 'launch.event_handlers',
+                   'launch.events', 'launch.launch_description_sources',
+                   'launch.substitutions', 'launch_ros', 'launch_ros.actions',
+                   'launch_ros.substitutions')
 
+
+# The text of the launch files -----------------------------------------------------------------
 
 def _calls(tree: ast.AST, name: str) -> list:
     return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
@@ -88,22 +105,14 @@ def test_launch_files_exist():
 
 
 @pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=lambda path: path.name)
-def test_nodes_name_declared_console_scripts(launch_file):
+def test_nodes_come_from_the_one_helper(launch_file):
     tree = ast.parse(launch_file.read_text())
-    scripts, _ = _setup_py()
-    nodes = _calls(tree, 'Node')
-    assert nodes, f'{launch_file.name} starts no Node'
-    for node in nodes:
-        assert _keyword(node, 'package').value == 'mtl_perception'
-        executable = _keyword(node, 'executable').value
-        assert executable in scripts, f'{executable} is not a console script in setup.py'
-        assert _keyword(node, 'name').value == executable
-        module, function = scripts[executable].split(':')
-        assert callable(getattr(importlib.import_module(module), function))
-        remapped = [element.elts[0].value for element in _keyword(node, 'remappings').elts]
-        assert remapped == ['image']
-        parameters = _keyword(node, 'parameters').elts
-        assert isinstance(parameters[0], ast.Name) and parameters[0].id == 'params_file'
+    for name in ('Node', 'LifecycleNode', 'ComposableNode'):
+        assert not _calls(tree, name), f'{launch_file.name} builds a {name} itself'
+    imported = {(node.module, alias.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert (HELPERS, 'perception_nodes') in imported
+    assert _calls(tree, 'perception_nodes')
 
 
 @pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=lambda path: path.name)
@@ -132,51 +141,215 @@ def test_launch_arguments_and_declarative_style(launch_file):
     assert defaults['image_topic'].value.startswith('/')
 
 
-def test_uav_launch_includes_the_baseline_under_its_argument():
-    tree = ast.parse((REPO_ROOT / 'launch' / 'uav.launch.py').read_text())
-    (include,) = _calls(tree, 'IncludeLaunchDescription')
-    condition = _keyword(include, 'condition')
-    assert condition.func.id == 'IfCondition' and condition.args[0].id == 'baseline'
+# What the launch files build, against stand-in launch modules -----------------------------
+
+class Recorded:
+    """An instance of a stand-in launch class: its class name and constructor arguments."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __eq__(self, other) -> bool:
+        return type(other).__name__ == type(self).__name__ \
+            and (other.args, other.kwargs) == (self.args, self.kwargs)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(*{self.args!r}, **{self.kwargs!r})'
 
 
-def test_params_file_sets_only_declared_parameters():
-    params = yaml.safe_load((REPO_ROOT / 'config' / 'mtl_perception.yaml').read_text())
-    # Node keys with a namespace wildcard match the nodes under any launch namespace; no '/**'
-    # key, which would make node sections beat `-p` command-line overrides.
-    assert set(params) == {f'/**/{name}' for name in NODE_NAMES}
-    declared = {spec.name: spec for spec in PARAMETERS}
-    for node, section in params.items():
-        values = section['ros__parameters']
-        assert set(values) == set(declared), node
-        for name, value in values.items():
-            assert type(value) is type(declared[name].default), (node, name, value)
+class _StubModule(types.ModuleType):
+    """A module whose every public attribute is a Recorded subclass of that name."""
+
+    def __getattr__(self, name: str):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        cls = type(name, (Recorded,), {})
+        setattr(self, name, cls)
+        return cls
 
 
-def test_replay_launch_records_what_the_scorer_reads():
+def _kind(entity) -> str:
+    return type(entity).__name__
+
+
+def _config(name: str) -> Recorded:
+    return sys.modules['launch.substitutions'].LaunchConfiguration(name)
+
+
+@pytest.fixture
+def stubs(monkeypatch):
+    """Put stand-in launch / launch_ros modules in sys.modules for this test only."""
+    for name in STUBBED_MODULES:
+        monkeypatch.setitem(sys.modules, name, _StubModule(name))
+    # The helper imports launch_ros inside its functions, so it sees the stand-ins.
+    return importlib.import_module(HELPERS)
+
+
+def _generate(name: str) -> list:
+    """Run launch/<name>'s generate_launch_description(); return the entities it lists."""
+    spec = importlib.util.spec_from_file_location(name.replace('.', '_'),
+                                                  REPO_ROOT / 'launch' / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    assert _kind(description) == 'LaunchDescription'
+    (entities,) = description.args
+    arguments = [e.args[0] for e in entities if _kind(e) == 'DeclareLaunchArgument']
+    assert sorted(arguments) == sorted(LAUNCH_ARGUMENTS[name])
+    return entities
+
+
+def _nodes(entities: list) -> dict:
+    nodes = [e for e in entities if _kind(e) == 'LifecycleNode']
+    assert len({node.kwargs['name'] for node in nodes}) == len(nodes)
+    return {node.kwargs['name']: node.kwargs for node in nodes}
+
+
+def _check_node(node: dict, use_sim_time: bool) -> None:
+    """Check what every node gets: its console script, the params file, the camera remap."""
+    scripts, _ = _setup_py()
+    assert node['package'] == 'mtl_perception'
+    assert node['executable'] == node['name'] and node['executable'] in scripts
+    module, function = scripts[node['executable']].split(':')
+    assert callable(getattr(importlib.import_module(module), function))
+    parameters = node['parameters']
+    assert parameters[0] == _config('params_file')
+    assert parameters[1:] == ([{'use_sim_time': _config('use_sim_time')}] if use_sim_time
+                              else [])
+    assert node['remappings'] == [('image', _config('image_topic'))]
+    assert node['arguments'] == ['--ros-args', '--log-level', _config('log_level')]
+
+
+def test_uav_launch_runs_the_multitask_node_and_includes_the_baseline(stubs):
+    entities = _generate('uav.launch.py')
+    nodes = _nodes(entities)
+    assert list(nodes) == ['multitask_node']
+    _check_node(nodes['multitask_node'], use_sim_time=True)
+    assert nodes['multitask_node']['namespace'] == _config('namespace')
+    assert nodes['multitask_node']['condition'] is None
+    (include,) = [e for e in entities if _kind(e) == 'IncludeLaunchDescription']
+    assert include.kwargs['condition'] == sys.modules['launch.conditions'].IfCondition(
+        _config('baseline'))
+    passed = dict(include.kwargs['launch_arguments'])
+    assert passed == {name: _config(name) for name in LAUNCH_ARGUMENTS['baseline.launch.py']}
+
+
+def test_baseline_launch_runs_the_pair_one_namespace_deeper(stubs):
+    nodes = _nodes(_generate('baseline.launch.py'))
+    assert list(nodes) == [variant.node_name for variant in CONFIGURATIONS['baseline']]
+    for node in nodes.values():
+        _check_node(node, use_sim_time=True)
+        assert node['namespace'] == [_config('namespace'), '/baseline']
+
+
+def test_replay_launch_runs_one_configuration_and_records_what_the_scorer_reads(stubs):
     """The recordings land where `mtl-perception replay --score-only` looks, with its topics."""
-    from mtl_perception.replay.run_files import OUTPUT_BAG, TASK_TOPICS
-    tree = ast.parse((REPO_ROOT / 'launch' / 'replay.launch.py').read_text())
-    conditions = {}
-    for node in _calls(tree, 'Node'):
-        condition = _keyword(node, 'condition').id
-        conditions[_keyword(node, 'executable').value] = (_keyword(node, 'namespace').value,
-                                                          condition)
-    assert conditions == {'multitask_node': ('/multitask', 'multitask'),
-                          'detection_node': ('/baseline', 'pair'),
-                          'segmentation_node': ('/baseline', 'pair')}
-    recorded = {}
-    for call in _calls(tree, '_record'):
-        recorded[call.args[0].value] = _keyword(call, 'condition') or call.args[3]
-    assert {name: arg.id for name, arg in recorded.items()} == {'/multitask': 'multitask',
-                                                                '/baseline': 'pair'}
-    (record,) = [call for call in _calls(tree, 'ExecuteProcess')
-                 if 'record' in ast.unparse(_keyword(call, 'cmd'))]
-    command = ast.unparse(_keyword(record, 'cmd'))
-    assert f"'/{OUTPUT_BAG}'" in command and "'/diagnostics'" in command
-    outputs = {elt.value for elt in ast.walk(tree) if isinstance(elt, ast.Constant)}
-    assert {topic for topic, _ in TASK_TOPICS.values()} <= outputs
-    (play,) = [call for call in _calls(tree, 'ExecuteProcess')
-               if 'play' in ast.unparse(_keyword(call, 'cmd'))]
-    assert "'--topics', image_topic" in ast.unparse(_keyword(play, 'cmd'))
-    handlers = _calls(tree, 'OnProcessExit')
-    assert len(handlers) == 1 and _keyword(handlers[0], 'target_action').id == 'play'
+    conditions = sys.modules['launch.conditions']
+    multitask = conditions.UnlessCondition(_config('baseline'))
+    pair = conditions.IfCondition(_config('baseline'))
+    entities = _generate('replay.launch.py')
+    nodes = _nodes(entities)
+    expected = {'multitask_node': ('/multitask', multitask),
+                'detection_node': ('/baseline', pair),
+                'segmentation_node': ('/baseline', pair)}
+    assert {name: (node['namespace'], node['condition']) for name, node in nodes.items()} == \
+        expected
+    for node in nodes.values():
+        _check_node(node, use_sim_time=False)
+    processes = [e for e in entities if _kind(e) == 'ExecuteProcess']
+    recorders = {process.kwargs['cmd'][4][1]: process for process in processes}
+    assert sorted(recorders) == ['/baseline', '/multitask'] and len(processes) == 2
+    for namespace, condition in (('/multitask', multitask), ('/baseline', pair)):
+        record = recorders[namespace].kwargs
+        assert record['condition'] == condition
+        command = record['cmd']
+        assert command[:4] == ['ros2', 'bag', 'record', '-o']
+        assert command[4] == [_config('out_dir'), namespace, f'/{OUTPUT_BAG}']
+        topics = [topic for topic in command[5:] if isinstance(topic, str)]
+        wanted = [topic for topic, _ in TASK_TOPICS.values()] + list(LABEL_INFO_TOPICS.values())
+        assert {f'{namespace}/{topic}' for topic in wanted} | {'/diagnostics'} == set(topics)
+        assert _config('image_topic') in command
+    (timer,) = [e for e in entities if _kind(e) == 'TimerAction']
+    assert timer.kwargs['period'] == _config('play_delay')
+    (play,) = timer.kwargs['actions']
+    assert play.kwargs['cmd'] == ['ros2', 'bag', 'play', _config('bag'), '--rate',
+                                  _config('rate'), '--topics', _config('image_topic')]
+    handlers = [e.args[0] for e in entities if _kind(e) == 'RegisterEventHandler']
+    watched = [handler.kwargs['target_action'] for handler in handlers]
+    assert all(_kind(handler) == 'OnProcessExit' for handler in handlers)
+    # The player, both recorders and every node: each is watched once.
+    assert len(watched) == 1 + len(processes) + len(nodes)
+    for action in [play, *processes, *[e for e in entities if _kind(e) == 'LifecycleNode']]:
+        assert sum(other is action for other in watched) == 1, action
+    on_play_exit = handlers[[w is play for w in watched].index(True)].kwargs['on_exit']
+    (drain,) = on_play_exit(_Exit(0), _Context(False))
+    assert _kind(drain) == 'TimerAction' and drain.kwargs['period'] > 0
+    (shutdown,) = drain.kwargs['actions']
+    assert _kind(shutdown) == 'EmitEvent' and _kind(shutdown.kwargs['event']) == 'Shutdown'
+    with pytest.raises(RuntimeError, match='ros2-1 exited with code 1 before the launch'):
+        on_play_exit(_Exit(1), _Context(False))
+
+
+class _Exit:
+    """A stand-in ProcessExited event."""
+
+    def __init__(self, returncode: int) -> None:
+        self.returncode, self.process_name = returncode, 'ros2-1'
+
+
+class _Context:
+    """A stand-in LaunchContext."""
+
+    def __init__(self, is_shutdown: bool) -> None:
+        self.is_shutdown = is_shutdown
+
+
+@pytest.mark.parametrize('on_success', [None, ['then']])
+def test_a_required_process_fails_the_launch_only_before_shutdown(stubs, on_success):
+    process = object()
+    handler = stubs.required(process, on_success=on_success)
+    assert _kind(handler) == 'RegisterEventHandler'
+    (exit_handler,) = handler.args
+    assert exit_handler.kwargs['target_action'] is process
+    on_exit = exit_handler.kwargs['on_exit']
+    # Ending with the launch (Ctrl-C, end of the run) is normal, whatever the exit code.
+    for code in (0, 1, -2):
+        assert on_exit(_Exit(code), _Context(True)) is None
+    # Before that, a failure always fails the launch; exit code 0 only with on_success.
+    for code in (1, -9):
+        with pytest.raises(RuntimeError, match=f'exited with code {code}'):
+            on_exit(_Exit(code), _Context(False))
+    if on_success is None:
+        with pytest.raises(RuntimeError, match='exited with code 0'):
+            on_exit(_Exit(0), _Context(False))
+    else:
+        assert on_exit(_Exit(0), _Context(False)) == on_success
+
+
+def test_perception_nodes_follow_the_variants_table(stubs):
+    for config, variants in CONFIGURATIONS.items():
+        nodes = stubs.perception_nodes(config, params_file='p.yaml', namespace='/ns',
+                                       image_topic='/cam', log_level='warn')
+        assert [node.kwargs['name'] for node in nodes] == [v.node_name for v in variants]
+        for node in nodes:
+            assert _kind(node) == 'LifecycleNode'
+            assert node.kwargs['parameters'] == ['p.yaml']
+            assert (node.kwargs['namespace'], node.kwargs['remappings']) == \
+                ('/ns', [('image', '/cam')])
+
+
+# The params file --------------------------------------------------------------------------------
+
+def test_params_file_holds_every_parameter_once_under_the_wildcard():
+    params = yaml.safe_load((REPO_ROOT / 'config' / 'mtl_perception.yaml').read_text())
+    # One '/**' section: no node section, which would beat `-p` overrides (after '/**') or be
+    # beaten by this file's '/**' values in a user's file layered after it (before '/**').
+    assert list(params) == ['/**']
+    values = params['/**']['ros__parameters']
+    declared = {spec.name: spec for spec in PARAMETERS}
+    assert set(values) == set(declared)
+    for name, value in values.items():
+        assert type(value) is type(declared[name].default), (name, value)
+    assert values['checkpoint'] == ''  # each node's own demo model

@@ -30,9 +30,10 @@ from mtl_perception.replay.bag_io import BagWriter, open_bag
 from mtl_perception.replay.flight import IMAGE_TOPIC, START_NS, write_flight_bag
 from mtl_perception.replay.messages import COMPRESSED_IMAGE, make_compressed_image
 from mtl_perception.replay.messages import stamp_to_ns
-from mtl_perception.replay.run_files import OUTPUT_BAG, read_run_info, round_dir
+from mtl_perception.replay.run_files import load_run, OUTPUT_BAG, read_run_info, round_dir
 import numpy as np
 from ros_fixtures import checkpoints  # noqa: F401 (a fixture)
+from ros_fixtures import DETECTION_CLASSES, SEGMENTATION_CLASSES
 
 FRAMES = 6
 MEMORY_KEYS = ('peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb')
@@ -121,6 +122,9 @@ def test_replay_both_configurations_through_node_processes(tmp_path, checkpoints
                 assert stamps <= played | warmups, topic
                 assert flight.stamps_ns[-1] in stamps, topic
             assert (run_dir / 'logs').is_dir()
+            # Both tasks' latched label topics were recorded (one publisher each).
+            assert load_run(run_dir, config).class_names == {
+                'detection': DETECTION_CLASSES, 'segmentation': SEGMENTATION_CLASSES}
         assert run['fps_source'] == 'saturated' and run['paced_fps'] > 0
     # The baseline runs two processes: more memory than the one multitask process, on PSS
     # (shared pages split between them) as on RSS.

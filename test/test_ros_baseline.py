@@ -30,6 +30,11 @@ OUTPUTS = {
     '/baseline/segmentation/mask': 'segmentation_node',
     '/baseline/segmentation/color': 'segmentation_node',
 }
+# Label topic -> its one publisher: each baseline node latches its own task's classes.
+LABELS = {
+    '/baseline/detections/label_info': 'detection_node',
+    '/baseline/segmentation/label_info': 'segmentation_node',
+}
 
 
 def test_baseline_nodes_share_the_image_and_publish_the_multitask_topics(
@@ -43,8 +48,8 @@ def test_baseline_nodes_share_the_image_and_publish_the_multitask_topics(
         probe.subscribe('/baseline/detections', Detection2DArray)
         probe.subscribe('/baseline/segmentation/mask', Image)
         probe.subscribe('/diagnostics', DiagnosticArray)
-        labels = probe.subscribe('/baseline/label_info', LabelInfo, LATCHED)
-        probe.wait_for(lambda: len(labels) == 2, 60.0,
+        labels = {topic: probe.subscribe(topic, LabelInfo, LATCHED) for topic in LABELS}
+        probe.wait_for(lambda: all(labels.values()), 60.0,
                        lambda: 'label_info from both nodes; logs:\n'
                        + '\n'.join(node.log() for node in nodes))
         images = probe.publisher(IMAGE, Image)
@@ -60,14 +65,17 @@ def test_baseline_nodes_share_the_image_and_publish_the_multitask_topics(
         assert (mask.width, mask.height, mask.encoding) == (88, 64, 'mono8')
         assert np.frombuffer(mask.data, np.uint8).max() < len(SEGMENTATION_CLASSES)
 
-        for topic, owner in OUTPUTS.items():
+        for topic, owner in {**OUTPUTS, **LABELS}.items():
             publishers = probe.node.get_publishers_info_by_topic(topic)
             assert [(p.node_namespace, p.node_name) for p in publishers] == \
                 [('/baseline', owner)], topic
-        # Each node lists its own task's classes with the shared id scheme.
-        ids = sorted(sorted(item.class_id for item in info.class_map) for _, info in labels)
-        assert ids == [[*range(len(SEGMENTATION_CLASSES)), 255],
-                       [DETECTION_ID_OFFSET + i for i in range(5)]]
+        # Each node lists its own task's classes on its own topic, with the shared id scheme.
+        (_, detection), = labels['/baseline/detections/label_info']
+        (_, segmentation), = labels['/baseline/segmentation/label_info']
+        assert [item.class_id for item in detection.class_map] == \
+            [DETECTION_ID_OFFSET + i for i in range(5)]
+        assert [item.class_id for item in segmentation.class_map] == \
+            [*range(len(SEGMENTATION_CLASSES)), 255]
         for node in ('/baseline/detection_node', '/baseline/segmentation_node'):
             probe.wait_for(lambda: probe.counter(node, 'frames_processed') >= 1, 10.0,
                            f'diagnostics of {node}')

@@ -157,19 +157,32 @@ def test_detections_message_fields():
         conversions.detections_to_msg(boxes, np.ones(1), np.array([0, 0]), ['car'], header)
 
 
-@pytest.mark.parametrize('tasks', [('detection', 'segmentation'), ('detection',),
-                                   ('segmentation',)])
-def test_label_info_id_scheme(tasks):
-    names = {'detection': ['car', 'person'], 'segmentation': ['road', 'car', 'water']}
-    info = conversions.label_info({task: names[task] for task in tasks}, 0.25, _header())
-    ids = {item.class_id: item.class_name for item in info.class_map}
-    expected = {}
-    if 'segmentation' in tasks:
-        expected.update({0: 'road', 1: 'car', 2: 'water', 255: 'void'})
-    if 'detection' in tasks:
-        expected.update({256: 'car', 257: 'person'})
-    assert ids == expected and len(info.class_map) == len(expected)
-    assert info.threshold == pytest.approx(0.25) and info.header.frame_id == 'camera'
+def test_label_info_per_task_id_scheme():
+    detection = conversions.label_info('detection', ['car', 'person'], 0.25, _header())
+    segmentation = conversions.label_info('segmentation', ['road', 'car', 'water'])
+    assert [(item.class_id, item.class_name) for item in detection.class_map] == \
+        [(256, 'car'), (257, 'person')]
+    assert detection.threshold == pytest.approx(0.25) and detection.header.frame_id == 'camera'
+    assert [(item.class_id, item.class_name) for item in segmentation.class_map] == \
+        [(0, 'road'), (1, 'car'), (2, 'water'), (255, 'void')]
+    assert segmentation.threshold == 0.0
+    assert set(conversions.LABEL_INFO_TOPICS) == {'detection', 'segmentation'}
+    with pytest.raises(ValueError, match='unknown task'):
+        conversions.label_info('depth', ['near'])
+    with pytest.raises(ValueError, match='do not fit a mono8 mask'):
+        conversions.label_info('segmentation', [f'c{i}' for i in range(256)])
+
+
+def test_image_limits_are_checked_before_decoding():
+    big = _message(PICTURE, 'rgb8')
+    height, width = PICTURE.shape[:2]
+    np.testing.assert_array_equal(conversions.image_to_rgb(big, height * width), PICTURE)
+    with pytest.raises(conversions.ImageConversionError, match='exceeds the limit'):
+        conversions.image_to_rgb(big, height * width - 1)
+    png = conversions.rgb_to_compressed(PICTURE, _header(), 'png')
+    np.testing.assert_array_equal(conversions.compressed_to_rgb(png, height * width), PICTURE)
+    with pytest.raises(conversions.ImageConversionError, match='exceeds the limit'):
+        conversions.compressed_to_rgb(png, height * width - 1)
 
 
 def test_colorize_mask_uses_the_fixed_palette():

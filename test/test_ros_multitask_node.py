@@ -30,6 +30,8 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 
 NODE = '/multitask_node'
 IMAGE = '/mt_test/camera/image'
+# The node's label topics: detection classes, segmentation classes.
+LABEL_TOPICS = ('/detections/label_info', '/segmentation/label_info')
 
 
 @pytest.fixture(scope='module')
@@ -50,8 +52,9 @@ def probe(node):
     probe.subscribe('/detections', Detection2DArray)
     probe.subscribe('/segmentation/mask', Image)
     probe.subscribe('/diagnostics', DiagnosticArray)
-    probe.subscribe('/label_info', LabelInfo, LATCHED)
-    probe.wait_for(lambda: probe.received['/label_info'], 60.0,
+    for topic in LABEL_TOPICS:
+        probe.subscribe(topic, LabelInfo, LATCHED)
+    probe.wait_for(lambda: all(probe.received[topic] for topic in LABEL_TOPICS), 60.0,
                    lambda: f'label_info from an active node; log:\n{node.log()}')
     probe.images = probe.publisher(IMAGE, Image)
     probe.compressed = probe.publisher(IMAGE + '/compressed', CompressedImage)
@@ -132,18 +135,23 @@ def test_mono8_and_compressed_inputs(probe):
     assert (mask.width, mask.height) == (80, 64) and detections.header.frame_id == 'jpeg'
 
 
-def test_label_info_reaches_a_late_subscriber(probe):
+def test_label_info_per_task_reaches_a_late_subscriber(probe):
     late = Probe('late_label_subscriber')
     try:
-        records = late.subscribe('/label_info', LabelInfo, LATCHED)
-        late.wait_for(lambda: records, 30.0, 'latched label_info')
-        info = records[0][1]
+        records = {topic: late.subscribe(topic, LabelInfo, LATCHED) for topic in LABEL_TOPICS}
+        late.wait_for(lambda: all(records.values()), 30.0, f'latched {LABEL_TOPICS}')
+        detection, segmentation = (records[topic][0][1] for topic in LABEL_TOPICS)
+        for topic in LABEL_TOPICS:
+            publishers = late.node.get_publishers_info_by_topic(topic)
+            assert [p.node_name for p in publishers] == ['multitask_node'], topic
     finally:
         late.close()
-    ids = {item.class_id: item.class_name for item in info.class_map}
-    assert ids == {**dict(enumerate(SEGMENTATION_CLASSES)), 255: 'void',
-                   **{DETECTION_ID_OFFSET + i: n for i, n in enumerate(DETECTION_CLASSES)}}
-    assert info.threshold == pytest.approx(0.3)
+    assert {item.class_id: item.class_name for item in detection.class_map} == \
+        {DETECTION_ID_OFFSET + i: name for i, name in enumerate(DETECTION_CLASSES)}
+    assert detection.threshold == pytest.approx(0.3)
+    assert {item.class_id: item.class_name for item in segmentation.class_map} == \
+        {**dict(enumerate(SEGMENTATION_CLASSES)), 255: 'void'}
+    assert segmentation.threshold == 0.0
 
 
 def test_debug_images_while_subscribed(probe):

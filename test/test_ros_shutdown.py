@@ -17,8 +17,9 @@ The node process stops cleanly on any number of SIGINT/SIGTERM, whenever they ar
 
 A terminal Ctrl-C under ``ros2 launch`` delivers two SIGINTs in quick succession (the process
 group's, then the one launch forwards), the second during the node's cleanup. Whatever the
-moment (model loading, streaming with frames in flight), the process must exit 0 with no
-traceback, no C++ abort and no error log line (such as a publish on a dead context).
+moment (still importing, model loading, streaming with frames in flight), the process must
+exit 0 with no traceback, no C++ abort and no error log line (such as a publish on a dead
+context).
 """
 
 import os
@@ -131,4 +132,45 @@ def test_sigterm_while_streaming_exits_cleanly(probe, checkpoints, tmp_path):  #
         code = _signal_and_wait(probe, node, (signal.SIGTERM, signal.SIGINT, signal.SIGTERM))
     finally:
         node.stop()
+    _assert_clean(node, code)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Return whether process ``pid`` has a SIGTERM handler (Python alone installs none)."""
+    try:
+        with open(f'/proc/{pid}/status') as status:
+            caught = [line.split()[1] for line in status if line.startswith('SigCgt:')]
+    except OSError:
+        return False
+    return bool(caught) and bool(int(caught[0], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def _has_loaded_rclpy(pid: int) -> bool:
+    """Return whether process ``pid`` has mapped rclpy's C extension."""
+    with open(f'/proc/{pid}/maps') as maps:
+        return '_rclpy_pybind11' in maps.read()
+
+
+@pytest.mark.parametrize('delay', [0.1, 0.3, 0.6])
+def test_sigint_while_starting_exits_cleanly(tmp_path, delay):
+    """A Ctrl-C while the script still imports rclpy, numpy and the node ends it with 0."""
+    start = time.monotonic()
+    node = NodeProcess('multitask_node', tmp_path / 'node.log', '-r', '__ns:=/starting',
+                       '-p', 'autostart:=false')
+    try:
+        # The entry module installs its handlers first thing, about 0.05 s after the start and
+        # some 0.2 s before rclpy loads; before that only the interpreter runs (and the ROS
+        # wheels' re-exec), no code of ours. A loaded machine can take longer than the delay
+        # to get there: then the signal goes as soon as the handlers are in place.
+        deadline = start + 30.0
+        while not _catches_sigterm(node.process.pid):
+            assert node.process.poll() is None and time.monotonic() < deadline, \
+                f'no signal handlers; log:\n{node.log()}'
+            time.sleep(0.002)
+        assert not _has_loaded_rclpy(node.process.pid), 'signal handlers only after rclpy'
+        time.sleep(max(0.0, start + delay - time.monotonic()))
+        node.process.send_signal(signal.SIGINT)
+        node.process.wait(timeout=30.0)
+    finally:
+        code = node.stop()
     _assert_clean(node, code)

@@ -25,8 +25,9 @@ between the processes that map them, and another deployment's processes would ta
 every run alike.)
 
 Stages of :func:`run_config` (each logged): start the nodes through their console scripts
-(own process each, loopback-only DDS in a domain of their own); wait until every node has
-published its latched ``label_info`` (it does so once its model is loaded), matched the
+(own process each, loopback-only DDS in a domain of their own); wait until every task's
+latched label topic (``detections/label_info``, ``segmentation/label_info``: one publisher
+each, which publishes once its model is loaded) has answered, every node has matched the
 player's image publisher and shown its outputs to the recorder; send warm-up frames one at a
 time until each comes back (the first inference of a network is slow); flood the nodes with
 the bag's images for several seconds, faster than they can answer, to measure their saturated
@@ -60,9 +61,10 @@ from mtl_perception.replay.node_processes import NodeProcesses, ReplayError
 from mtl_perception.replay.node_processes import resolve_checkpoints
 from mtl_perception.replay.player import Player
 from mtl_perception.replay.recorder import Recorder
-from mtl_perception.replay.run_files import DIAGNOSTICS, LABEL_INFO, LOG_DIR, OUTPUT_BAG
-from mtl_perception.replay.run_files import round_dir, ROUNDS_DIR, RUN_FILE, TASK_TOPICS
-from mtl_perception.replay.run_files import write_run_info
+from mtl_perception.replay.run_files import config_tasks, DIAGNOSTICS, LABEL_INFO, LOG_DIR
+from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, ROUNDS_DIR, RUN_FILE
+from mtl_perception.replay.run_files import TASK_TOPICS, write_run_info
+from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
 from mtl_perception.variants import CONFIGURATIONS
 import rclpy
@@ -245,14 +247,16 @@ class _Run:
                              publish_topic=_publish_topic(settings.image_topic, settings.bag))
         self.outputs = {task: f'{self.namespace}/{TASK_TOPICS[task][0]}' for task in TASK_TOPICS}
         self.output_topics = list(self.outputs.values())
-        self.label_topic = f'{self.namespace}/label_info'
+        # One latched label topic per task, each with exactly one publisher.
+        self.label_topics = [f'{self.namespace}/{LABEL_INFO_TOPICS[task]}'
+                             for task in config_tasks(self.config)]
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=len(self.variants), reliability=ReliabilityPolicy.RELIABLE,
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
         topics = {self.outputs[t]: (classes[TASK_TOPICS[t][1]], reliable, TASK_TOPICS[t][1])
                   for t in TASK_TOPICS}
-        topics[self.label_topic] = (LabelInfo, latched, LABEL_INFO)
+        topics.update({topic: (LabelInfo, latched, LABEL_INFO) for topic in self.label_topics})
         topics['/diagnostics'] = (DiagnosticArray, QoSProfile(depth=50), DIAGNOSTICS)
         self.recorder = Recorder(self.node, topics)
         executor = SingleThreadedExecutor(context=self.context)
@@ -276,10 +280,9 @@ class _Run:
         self.monitor.start()
         self.monitor.mark('start')
         count = len(self.variants)
-        _wait(lambda: self.recorder.count(self.label_topic) >= count,
+        _wait(lambda: all(self.recorder.count(topic) for topic in self.label_topics),
               self.settings.startup_timeout,
-              f'label_info from {count} node(s) on {self.label_topic} (models loading)',
-              self.nodes.check_alive)
+              f'label_info on {self.label_topics} (models loading)', self.nodes.check_alive)
         _wait(lambda: self.player.subscriber_count() >= count
               and all(self.recorder.publisher_count(t) > 0 for t in self.output_topics),
               60.0, f'the nodes to match {self.player.publish_topic} and {self.output_topics}',

@@ -20,8 +20,12 @@ and sensor_msgs/CompressedImage (JPEG, PNG) become uint8 RGB arrays [H, W, 3]; a
 become Image messages. Detections become vision_msgs/Detection2DArray in input pixels, class
 names become vision_msgs/LabelInfo.
 
-LabelInfo class ids (one scheme for every node, so the multitask node and the single-task
-baseline describe their classes identically):
+LabelInfo: one message per task, on the task's own latched topic (``LABEL_INFO_TOPICS``:
+``detections/label_info``, ``segmentation/label_info``), so every label topic has exactly
+one publisher: the multitask node publishes both, each baseline node its own, and under the
+baseline's shared namespace a depth-1 subscriber still gets each task's classes. Class ids
+(one scheme for every node, so the multitask node and the single-task baseline describe
+their classes identically):
   - segmentation class k has id k, which is exactly its pixel value in ``segmentation/mask``;
     the void value 255 has id 255 and the name ``void``;
   - detection class c has id ``DETECTION_ID_OFFSET + c`` (256 + c), so the two tasks never
@@ -44,6 +48,9 @@ from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Label
 
 VOID_LABEL = 255
 DETECTION_ID_OFFSET = 256
+# The latched LabelInfo topic of each task (relative to the node's namespace).
+LABEL_INFO_TOPICS = {'detection': 'detections/label_info',
+                     'segmentation': 'segmentation/label_info'}
 # One error type for undecodable images, shared with the replay scorer (``reason`` keys).
 ImageConversionError = ImageDecodeError
 
@@ -60,26 +67,35 @@ def _byte_array(pixels: np.ndarray) -> array.array:
     return data
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Image, max_pixels: Optional[int] = None) -> np.ndarray:
     """
     Return the pixels of an Image message as a uint8 RGB array [H, W, 3].
 
     See ``inference.image_decoding.decode_image`` for the accepted encodings; for rgb8
     without padding the result is a read-only view of the message buffer (no copy).
 
-    :raises ImageConversionError: unknown encoding, zero width or height, ``step`` shorter
-        than a row, or ``data`` length different from ``step * height``.
+    :param msg: the image message.
+    :param max_pixels: most pixels (width x height) accepted, checked on ``width`` and
+        ``height`` before ``data`` is looked at; None: no limit.
+    :raises ImageConversionError: unknown encoding, zero width or height, more than
+        ``max_pixels`` pixels, ``step`` shorter than a row, or ``data`` length different from
+        ``step * height``.
     """
-    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                        max_pixels=max_pixels)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+def compressed_to_rgb(msg: CompressedImage, max_pixels: Optional[int] = None) -> np.ndarray:
     """
     Decode a CompressedImage (JPEG or PNG) into a uint8 RGB array [H, W, 3].
 
-    :raises ImageConversionError: the data is empty or not a decodable JPEG/PNG image.
+    :param msg: the compressed image message.
+    :param max_pixels: most pixels (width x height) accepted, checked on the image header
+        before any pixel is decoded; None: no limit.
+    :raises ImageConversionError: the data is empty, not a decodable JPEG/PNG image, or
+        larger than ``max_pixels``.
     """
-    return decode_compressed(msg.data, msg.format)
+    return decode_compressed(msg.data, msg.format, max_pixels=max_pixels)
 
 
 def rgb_to_compressed(pixels: np.ndarray, header: Header, fmt: str = 'jpeg',
@@ -164,28 +180,30 @@ def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     return msg
 
 
-def label_info(class_names: dict, threshold: float, header: Optional[Header] = None
-               ) -> LabelInfo:
+def label_info(task: str, class_names: Sequence[str], threshold: float = 0.0,
+               header: Optional[Header] = None) -> LabelInfo:
     """
-    Return a LabelInfo for {task: [names]} using the id scheme in this module's docstring.
+    Return the LabelInfo of one task using the id scheme in this module's docstring.
 
-    :param class_names: class names per task ('detection', 'segmentation'); tasks absent from
-        the dict are not listed.
-    :param threshold: the detection score threshold the node applies.
+    :param task: 'detection' or 'segmentation'.
+    :param class_names: the task's class names, in label order.
+    :param threshold: the detection score threshold the node applies (0 for segmentation).
     :param header: optional header (stamp and frame) for the message.
+    :raises ValueError: an unknown task, or more segmentation classes than a mono8 mask holds.
     """
+    if task not in LABEL_INFO_TOPICS:
+        raise ValueError(f'unknown task {task!r}; expected one of {sorted(LABEL_INFO_TOPICS)}')
     msg = LabelInfo(threshold=float(threshold))
     if header is not None:
         msg.header = header
-    segmentation = list(class_names.get('segmentation') or [])
-    if len(segmentation) > VOID_LABEL:
-        raise ValueError(f'{len(segmentation)} segmentation classes do not fit a mono8 mask '
-                         f'(at most {VOID_LABEL})')
-    for index, name in enumerate(segmentation):
-        msg.class_map.append(VisionClass(class_id=index, class_name=name))
-    if segmentation:
-        msg.class_map.append(VisionClass(class_id=VOID_LABEL, class_name='void'))
-    for index, name in enumerate(class_names.get('detection') or []):
-        msg.class_map.append(VisionClass(class_id=DETECTION_ID_OFFSET + index,
-                                         class_name=name))
+    if task == 'segmentation':
+        if len(class_names) > VOID_LABEL:
+            raise ValueError(f'{len(class_names)} segmentation classes do not fit a mono8 '
+                             f'mask (at most {VOID_LABEL})')
+        ids = [*range(len(class_names)), VOID_LABEL]
+        class_names = [*class_names, 'void']
+    else:
+        ids = [DETECTION_ID_OFFSET + index for index in range(len(class_names))]
+    msg.class_map = [VisionClass(class_id=class_id, class_name=name)
+                     for class_id, name in zip(ids, class_names)]
     return msg

@@ -23,43 +23,35 @@ each) that always take the newest frame, so a frame arriving while every worker 
 replaces the waiting one; results are published in the order the frames arrived.
 
 Topics (relative, remapped in launch): subscribes ``image`` (and ``image/compressed`` with
-use_compressed); publishes ``detections``, ``detections/overlay``, ``segmentation/mask``,
-``segmentation/color``, ``label_info`` (transient local) and ``/diagnostics``.
+use_compressed); publishes per task ``detections``, ``detections/overlay``,
+``detections/label_info`` and ``segmentation/mask``, ``segmentation/color``,
+``segmentation/label_info`` (label topics transient local, one publisher each, see
+``conversions``), and ``/diagnostics``. The node declares only its tasks' parameters.
 
 Input images larger than ``max_image_pixels`` are rejected from their size fields (raw) or
 header (compressed) before any pixel is decoded.
 
-Shutdown: SIGINT and SIGTERM only request it (``run`` spins until then); the workers stop
-taking frames and publishing, are joined, and only then are the node and the ROS context
-destroyed. Further signals during that cleanup are ignored (a terminal Ctrl-C under
-``ros2 launch`` delivers two), so the process exits 0 however many arrive.
+The process around the node (signals, spinning, shutdown order) is ``mtl_perception.ros.main``.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-import signal
-import sys
 import threading
 import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
-from mtl_perception.inference.image_decoding import decode_compressed, decode_image
 from mtl_perception.inference.predictor import Predictor
 from mtl_perception.resources import model_file
 from mtl_perception.ros import conversions
 from mtl_perception.ros.diagnostics import stats_status
-from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
+from mtl_perception.ros.parameters import NodeSettings, parameters_for, validate_settings
 from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
-from mtl_perception.variants import NodeVariant, VARIANTS
+from mtl_perception.variants import NodeVariant
 import numpy as np
-import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -70,10 +62,6 @@ FAILURE = TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Signals that stop the node, and how often the spin loop looks for them (seconds): a Python
-# signal handler runs only between bytecodes, never while the executor waits in C.
-SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-SIGNAL_POLL_PERIOD = 0.1
 
 
 @dataclass
@@ -123,7 +111,8 @@ class PerceptionNode(LifecycleNode):
         super().__init__(variant.node_name, **kwargs)
         self.tasks = variant.tasks
         self._demo_checkpoint = _demo_checkpoint(variant.demo_model)
-        for spec in PARAMETERS:
+        self._parameter_specs = parameters_for(self.tasks)
+        for spec in self._parameter_specs:
             default = spec.default
             if spec.name == 'checkpoint' and self._demo_checkpoint is not None:
                 default = str(self._demo_checkpoint)
@@ -160,14 +149,15 @@ class PerceptionNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read and validate parameters, create publishers, subscriptions and diagnostics."""
-        values = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
+        values = {spec.name: self.get_parameter(spec.name).value for spec in self._parameter_specs}
         try:
-            settings = validate_settings(values, self._demo_checkpoint)
+            settings = validate_settings(values, self._demo_checkpoint, self.tasks)
         except ValueError as error:
             self.get_logger().error(f'configure failed: {error}')
             return FAILURE
         self.settings = settings
-        topics = {'label_info': (LabelInfo, LATCHED_QOS)}
+        topics = {conversions.LABEL_INFO_TOPICS[task]: (LabelInfo, LATCHED_QOS)
+                  for task in self.tasks}
         if 'detection' in self.tasks:
             topics['detections'] = (Detection2DArray, OUTPUT_QOS)
             topics['detections/overlay'] = (Image, OUTPUT_QOS)
@@ -222,9 +212,11 @@ class PerceptionNode(LifecycleNode):
                 f'only {list(self.tasks)} is published')
         self._predictors = predictors
         result = super().on_activate(state)
-        self._publishers_by_topic['label_info'].publish(conversions.label_info(
-            {task: predictor.class_names[task] for task in self.tasks},
-            settings.score_threshold, Header(stamp=self.get_clock().now().to_msg())))
+        header = Header(stamp=self.get_clock().now().to_msg())
+        for task in self.tasks:
+            threshold = settings.score_threshold if task == 'detection' else 0.0
+            self._publishers_by_topic[conversions.LABEL_INFO_TOPICS[task]].publish(
+                conversions.label_info(task, predictor.class_names[task], threshold, header))
         self._mailbox, order = FrameMailbox(), PublishOrder()
         with self._publish_lock:
             self._publishing = True
@@ -301,8 +293,7 @@ class PerceptionNode(LifecycleNode):
         received = time.monotonic()
         try:
             # The size is checked on width and height before the data is looked at.
-            pixels = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                  max_pixels=self.settings.max_image_pixels)
+            pixels = conversions.image_to_rgb(msg, self.settings.max_image_pixels)
         except conversions.ImageConversionError as error:
             self._reject(error)
             return
@@ -351,8 +342,7 @@ class PerceptionNode(LifecycleNode):
         pixels, settings = frame.image, self.settings
         if isinstance(pixels, CompressedImage):
             try:
-                pixels = decode_compressed(pixels.data, pixels.format,
-                                           max_pixels=settings.max_image_pixels)
+                pixels = conversions.compressed_to_rgb(pixels, settings.max_image_pixels)
             except conversions.ImageConversionError as error:
                 self._reject(error, received=True)
                 return
@@ -396,76 +386,3 @@ class PerceptionNode(LifecycleNode):
         message = DiagnosticArray(status=[status])
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_publisher.publish(message)
-
-
-class ShutdownSignals:
-    """
-    SIGINT and SIGTERM handlers that only record the request (no KeyboardInterrupt).
-
-    rclpy's own handlers shut the context down the moment a signal arrives, while workers may
-    still publish, and chain to Python's, which raises KeyboardInterrupt wherever the main
-    thread is (a second Ctrl-C then escapes from the cleanup). These let ``run`` stop the
-    node in order instead; ``ignore`` makes later signals harmless while it does.
-    """
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        for signum in SHUTDOWN_SIGNALS:
-            signal.signal(signum, self._record)
-
-    def _record(self, signum: int, frame) -> None:
-        self.received = signum
-
-    @staticmethod
-    def ignore() -> None:
-        """Ignore further SIGINT/SIGTERM for the rest of the process (shutdown has begun)."""
-        for signum in SHUTDOWN_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
-
-
-def run(variant: NodeVariant, args: list | None = None) -> int:
-    """
-    Create the node, spin it until SIGINT/SIGTERM or shutdown and clean up.
-
-    :param variant: which node (task list, name, demo model).
-    :param args: command-line arguments (``--ros-args ...``); None: ``sys.argv``.
-    :return: the exit code: 0, or 2 for a parameter of the wrong type.
-    """
-    signals = ShutdownSignals()  # before rclpy.init: a signal from here on only stops the node
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = None
-    code = 0
-    try:
-        node = PerceptionNode(variant)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while signals.received is None and rclpy.ok():
-            executor.spin_once(timeout_sec=SIGNAL_POLL_PERIOD)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ParameterException as error:
-        print(f'{variant.node_name}: invalid parameter: {error}', file=sys.stderr, flush=True)
-        code = 2
-    finally:
-        signals.ignore()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()  # joins the inference workers before the context goes
-        rclpy.try_shutdown()
-    return code
-
-
-def multitask_main(args: list | None = None) -> int:
-    """Run the multitask node (detection + segmentation from one network)."""
-    return run(VARIANTS['multitask'], args)
-
-
-def detection_main(args: list | None = None) -> int:
-    """Run the single-task baseline detection node."""
-    return run(VARIANTS['detection'], args)
-
-
-def segmentation_main(args: list | None = None) -> int:
-    """Run the single-task baseline segmentation node."""
-    return run(VARIANTS['segmentation'], args)

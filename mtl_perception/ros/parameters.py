@@ -15,16 +15,20 @@
 """
 The perception node's parameters: names, defaults, descriptors and validation (no rclpy).
 
-Every node (multitask, detection, segmentation) declares the same parameters; only the default
-checkpoint differs. Values come from config/mtl_perception.yaml and are checked by
-``validate_settings`` when the node configures.
+A node declares only the parameters its tasks use (``parameters_for``): the detection
+parameters (score_threshold, nms_threshold, max_detections) belong to the multitask node and
+detection_node, not to segmentation_node, so ``ros2 param list`` shows each node what it
+reads. Values come from config/mtl_perception.yaml and are checked by ``validate_settings``
+when the node configures; the default checkpoint (empty: the node's own demo model) is the
+only default that differs between the nodes.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
+from mtl_perception.model_card import TASKS
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
@@ -37,7 +41,12 @@ MAX_IMAGE_PIXELS_LIMIT = 1 << 32
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One declared parameter: default value (fixes the type), description and constraints."""
+    """
+    One declared parameter: default value (fixes the type), description and constraints.
+
+    ``tasks``: the tasks that use it; a node declares it when it runs one of them. Empty:
+    every node uses it.
+    """
 
     name: str
     default: Any
@@ -45,6 +54,11 @@ class ParameterSpec:
     choices: tuple = ()
     minimum: Optional[float] = None
     maximum: Optional[float] = None
+    tasks: tuple = ()
+
+    def used_by(self, tasks: Sequence[str]) -> bool:
+        """Return whether a node running ``tasks`` declares this parameter."""
+        return not self.tasks or any(task in self.tasks for task in tasks)
 
     def descriptor(self) -> ParameterDescriptor:
         """Return the ROS ParameterDescriptor (description, choices text, numeric range)."""
@@ -74,12 +88,13 @@ PARAMETERS = (
     ParameterSpec('inference_threads', 0, 'Intra-op threads per inference worker '
                   '(onnxruntime session threads; torch: torch.set_num_threads); 0: the '
                   "backend's default.", minimum=0, maximum=256),
-    ParameterSpec('score_threshold', 0.3, 'Minimum detection score reported.',
-                  minimum=0.0, maximum=1.0),
+    ParameterSpec('score_threshold', 0.3, 'Minimum detection score reported (also the '
+                  'threshold in detections/label_info).', minimum=0.0, maximum=1.0,
+                  tasks=('detection',)),
     ParameterSpec('nms_threshold', 0.45, 'IoU above which same-class boxes are suppressed.',
-                  minimum=0.0, maximum=1.0),
+                  minimum=0.0, maximum=1.0, tasks=('detection',)),
     ParameterSpec('max_detections', 100, 'Most detections reported per image.',
-                  minimum=1, maximum=10000),
+                  minimum=1, maximum=10000, tasks=('detection',)),
     ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the image subscriptions '
                   '(REP-2003: sensor data is subscribed best effort).', choices=RELIABILITIES),
     ParameterSpec('qos_depth', 1, 'History depth of the image subscriptions; 1 keeps only the '
@@ -99,9 +114,19 @@ PARAMETERS = (
 )
 
 
+def parameters_for(tasks: Sequence[str]) -> tuple:
+    """Return the ParameterSpecs a node running ``tasks`` declares, in PARAMETERS order."""
+    return tuple(spec for spec in PARAMETERS if spec.used_by(tasks))
+
+
 @dataclass(frozen=True)
 class NodeSettings:
-    """Validated parameter values of one node."""
+    """
+    Validated parameter values of one node.
+
+    Parameters the node does not declare (another task's) hold their defaults, which the node
+    never reads.
+    """
 
     checkpoint: Path
     backend: str
@@ -121,20 +146,26 @@ class NodeSettings:
     diagnostics_period: float
 
 
-def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Path]
-                      ) -> NodeSettings:
+def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Path],
+                      tasks: Sequence[str] = TASKS) -> NodeSettings:
     """
     Check raw parameter values and return NodeSettings.
 
     ``default_checkpoint`` replaces an empty ``checkpoint``. Whether the checkpoint file exists
     is checked when the model loads (activate), not here.
 
+    :param values: parameter name -> value; every parameter of ``parameters_for(tasks)``.
+    :param default_checkpoint: the node's demo model, or None when there is none.
+    :param tasks: the node's tasks; parameters no task of them uses take their defaults.
     :raises ValueError: naming the parameter, its value and what is allowed.
     """
-    missing = [spec.name for spec in PARAMETERS if spec.name not in values]
+    declared = parameters_for(tasks)
+    missing = [spec.name for spec in declared if spec.name not in values]
     if missing:
         raise ValueError(f'missing parameters: {missing}')
-    for spec in PARAMETERS:
+    values = {spec.name: values[spec.name] if spec in declared else spec.default
+              for spec in PARAMETERS}
+    for spec in declared:
         value = values[spec.name]
         if spec.choices and value not in spec.choices:
             raise ValueError(f'parameter {spec.name}={value!r} is not one of {list(spec.choices)}')
