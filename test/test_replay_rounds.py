@@ -131,3 +131,27 @@ def test_stale_rounds_of_an_earlier_replay_are_cleared(tmp_path):
     (round_dir(tmp_path, 'multitask', 2) / 'notes.txt').write_text('mine')
     with pytest.raises(FileExistsError, match='not a replay run'):
         clear_stale_rounds(tmp_path, ('multitask',), 1)
+
+
+@pytest.mark.parametrize('gflops,flagged', [((1.0, 1.7), False), ((1.0, 1.2), True),
+                                            ((None, 1.85), None)])
+def test_a_throughput_ratio_above_the_compute_limit_is_flagged_not_reported(gflops, flagged):
+    # Per-round throughput ratios here: 1.5, 2.0, 1.45 (median 1.5).
+    multitask = [dict(r, gflops=gflops[0]) for r in MULTITASK]
+    baseline = [dict(r, gflops=gflops[1]) for r in BASELINE]
+    report = build_report('bag', 10, {'multitask': multitask, 'baseline': baseline})
+    check = report['checks']['throughput']
+    target = next(t for t in report['targets'] if t['name'] == 'throughput')
+    if flagged is None:
+        assert check['limit'] is None and check['ok'] is None
+        assert target['passed'] is False  # judged as usual: 1.5x < 1.6x
+        return
+    assert check['limit'] == pytest.approx(gflops[1] / gflops[0])
+    assert check['ok'] is (not flagged)
+    if flagged:
+        assert check['rounds_over'] == [1, 2, 3] and 'GFLOPs ratio' in check['problem']
+        assert target['passed'] is None and target['value'].startswith('not a result')
+        assert 'not a result' in markdown(report)
+    else:
+        assert check['rounds_over'] == [2]  # 2.0 > 1.1 x 1.7
+        assert target['value'].startswith('1.50x')

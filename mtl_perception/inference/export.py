@@ -44,6 +44,7 @@ from mtl_perception.inference.checkpoint import build_from_card, load_checkpoint
 from mtl_perception.inference.preprocess import preprocess
 from mtl_perception.model_card import INPUT_NAME, ModelCard, utc_now
 from mtl_perception.modeling import MultiTaskModel
+from mtl_perception.modeling.flops import count_gflops
 import numpy as np
 import torch
 
@@ -246,6 +247,8 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
             'input_name': INPUT_NAME,
             'output_names': names,
             'input_size': size,
+            # Compute per image: tools without torch (replay) bound speed ratios with it.
+            'gflops': count_gflops(model, size),
             'dynamic_batch': bool(dynamic_batch),
             'tolerance': float(tolerance),
             'max_abs_diff': {n: e['max_abs_diff'] for n, e in stats.items()},

@@ -28,6 +28,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from mtl_perception.inference.artifacts import card_path
+from mtl_perception.model_card import ModelCard, ModelCardError
 from mtl_perception.replay import plots
 from mtl_perception.replay.report import build_report, PLOTS, write_report
 from mtl_perception.replay.run_files import bag_class_names, config_tasks, find_rounds
@@ -64,6 +66,28 @@ def find_runs(out_dir: Path, config: str | None = None) -> dict:
         raise FileNotFoundError(f'no replay run in {out_dir}: expected {OUTPUT_BAG}/ in '
                                 f'{out_dir}/multitask, {out_dir}/baseline or {out_dir}')
     return runs
+
+
+def network_gflops(processes: dict) -> float | None:
+    """
+    Return the summed GFLOPs per image of the networks the run's processes loaded.
+
+    Read from the model cards beside their checkpoints, where ``mtl-perception export``
+    records them (``export.onnx.gflops``); None when any is unknown (e.g. a torch checkpoint
+    never exported, or an outside recording).
+    """
+    total = 0.0
+    for process in processes.values():
+        checkpoint = process.get('checkpoint')
+        try:
+            card = ModelCard.load(card_path(checkpoint)) if checkpoint else None
+        except ModelCardError:
+            card = None
+        gflops = (card.export.get('onnx') or {}).get('gflops') if card else None
+        if gflops is None:
+            return None
+        total += float(gflops)
+    return total if processes else None
 
 
 def _numbers(values: dict) -> dict:
@@ -108,6 +132,7 @@ def score_run(run, bag: Path | None, truth: GroundTruth | None = None) -> tuple:
                    'capacity_fps': info.get('capacity_fps'),
                    'warmup_ms': info.get('warmup_ms'),
                    'load_average': info.get('load_average'),
+                   'gflops': network_gflops(info.get('processes', {})),
                    'processes': {name: {k: p.get(k) for k in MEMORY_KEYS + (
                        'cpu_percent', 'exit_code', 'checkpoint')}
                        for name, p in info.get('processes', {}).items()},

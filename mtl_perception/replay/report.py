@@ -25,6 +25,8 @@ baseline, ...), each round a complete run. ``report.json``::
      "ratio_spread": {name: {"median", "min", "max", "q1", "q3", "n"}},
      "ratios_per_round": [{"round": k, name: ratio, ...}],
      "load_average": {"rounds": [{"round", "start", "end"}], "overall": {summary}},
+     "checks": {"throughput": {"limit", "tolerance", "value", "ok", "rounds_over",
+                               "problem"}},   # the throughput ratio against the GFLOPs ratio
      "targets": [{"name", "target", "value", "passed"}], ...}
 
 ``R`` keeps one run's keys (``frames_in``, ``frames_out``, ``dropped``, ``fps``,
@@ -70,6 +72,8 @@ THROUGHPUT_TARGET = 1.6
 MEMORY_TARGET = 1.6
 TAIL_TARGET = 1.5
 ACCURACY_POINTS = 1.0
+# A speed ratio may exceed the compute (GFLOPs) ratio by this factor before it is flagged.
+LIMIT_TOLERANCE = 1.1
 TARGETS = {
     'throughput': f'multitask saturated fps >= {THROUGHPUT_TARGET}x baseline saturated fps '
                   '(median over rounds)',
@@ -95,17 +99,25 @@ def _spread_text(spread: dict | None) -> str:
     return f' (rounds {spread["min"]:.2f}-{spread["max"]:.2f}x, n={spread["n"]})'
 
 
-def targets(runs: dict, run_ratios: dict, spread: dict | None = None) -> list:
-    """Return the target checks: ``[{'name', 'target', 'value', 'passed': bool|None}]``."""
+def targets(runs: dict, run_ratios: dict, spread: dict | None = None,
+            limit: dict | None = None) -> list:
+    """
+    Return the target checks: ``[{'name', 'target', 'value', 'passed': bool|None}]``.
+
+    A throughput ratio above the compute limit (``compute_limit``) is not judged: it is
+    reported as the measurement problem it is, with ``passed`` None.
+    """
     mt, base = runs.get('multitask'), runs.get('baseline')
     spread = spread or {}
     checks = []
     for name, key, goal in (('throughput', 'throughput', THROUGHPUT_TARGET),
                             ('memory', 'memory', MEMORY_TARGET)):
         value = run_ratios.get(key)
-        checks.append(_check(name, 'n/a' if value is None else
-                             f'{value:.2f}x{_spread_text(spread.get(key))}',
-                             None if value is None else value >= goal))
+        text = 'n/a' if value is None else f'{value:.2f}x{_spread_text(spread.get(key))}'
+        passed = None if value is None else value >= goal
+        if key == 'throughput' and limit is not None and limit.get('ok') is False:
+            text, passed = f'not a result: {limit["problem"]}', None
+        checks.append(_check(name, text, passed))
     if mt is not None:
         p50, p95 = mt['latency_ms']['p50'], mt['latency_ms']['p95']
         tail = safe_ratio(p95, p50)
@@ -130,6 +142,35 @@ def targets(runs: dict, run_ratios: dict, spread: dict | None = None) -> list:
     return checks
 
 
+def compute_limit(runs: dict, run_ratios: dict, paired: list) -> dict:
+    """
+    Check the throughput ratio against the compute limit, the GFLOPs ratio of the networks.
+
+    Both configurations share the same cores, so the multitask node cannot be faster than the
+    pair by more than the pair's extra compute; a ratio above ``LIMIT_TOLERANCE`` times that
+    is a measurement problem (load that fell on one configuration), not a result.
+
+    :return: ``{'limit', 'tolerance', 'value', 'ok', 'rounds_over', 'problem'}``; ``ok``
+        None when the GFLOPs are unknown (the networks' cards record them at export).
+    """
+    mt, base = runs.get('multitask') or {}, runs.get('baseline') or {}
+    limit = safe_ratio(base.get('gflops'), mt.get('gflops'))
+    value = run_ratios.get('throughput')
+    check = {'limit': limit, 'tolerance': LIMIT_TOLERANCE, 'value': value, 'ok': None,
+             'rounds_over': [], 'problem': None}
+    if limit is None or value is None:
+        return check
+    bound = LIMIT_TOLERANCE * limit
+    check['rounds_over'] = [r['round'] for r in paired
+                            if r.get('throughput') is not None and r['throughput'] > bound]
+    check['ok'] = value <= bound
+    if not check['ok']:
+        check['problem'] = (f'median throughput ratio {value:.2f}x is above {LIMIT_TOLERANCE:g}x '
+                            f'the GFLOPs ratio {limit:.2f}x: other load fell on one '
+                            'configuration; re-run on a quieter machine or with more rounds')
+    return check
+
+
 def build_report(bag: str, frames: int, per_round: dict, extra: dict | None = None) -> dict:
     """
     Return the report dict (see the module docstring).
@@ -148,11 +189,13 @@ def build_report(bag: str, frames: int, per_round: dict, extra: dict | None = No
     spread = {name: summarize([r[name] for r in paired if r[name] is not None])
               for name in RATIO_FIGURES}
     run_ratios = {name: spread[name]['median'] for name in RATIO_FIGURES}
+    limit = compute_limit(runs, run_ratios, paired)
     report = {'bag': str(bag), 'frames': int(frames),
               'rounds': max((len(records) for records in per_round.values()), default=0),
               'runs': runs, 'ratios': run_ratios, 'ratio_spread': spread,
               'ratios_per_round': paired, 'load_average': load_average_summary(per_round),
-              'targets': targets(runs, run_ratios, spread)}
+              'checks': {'throughput': limit},
+              'targets': targets(runs, run_ratios, spread, limit)}
     report.update(extra or {})
     return report
 
