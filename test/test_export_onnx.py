@@ -18,9 +18,9 @@ from mtl_perception.inference import artifacts
 from mtl_perception.inference.backends import create_backend
 from mtl_perception.inference.backends.onnxruntime_backend import select_providers
 from mtl_perception.inference.checkpoint import load_card, load_checkpoint, save_checkpoint
-from mtl_perception.model_card import TASK_OUTPUTS
 from mtl_perception.inference.export import export_checkpoint_onnx, sample_images
 from mtl_perception.inference.predictor import Predictor
+from mtl_perception.model_card import TASK_OUTPUTS
 from mtl_perception.modeling import build_model
 import numpy as np
 import onnxruntime

@@ -18,7 +18,9 @@ No ROS process started with the project's environment sends traffic off loopback
 The exchange runs in a private network namespace (so nothing can reach a real network) holding a
 veth interface with a default route, standing in for a machine's network card; the packets sent
 on it are counted. The control run, with ROS 2's defaults, shows the counter does see DDS
-discovery multicast, so a zero for the project's environment means something.
+discovery multicast, so a zero for the project's environment means something. A third run keeps
+only the FastDDS profile (no discovery-range variables): its loopback interface allowlist alone
+must keep everything on loopback, a second line of defence.
 """
 
 import json
@@ -28,6 +30,7 @@ import shutil
 import subprocess
 import sys
 
+from mtl_perception.ros.environment import LOCALHOST_VARIABLES, PROFILE_VARIABLES
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +40,9 @@ pytestmark = pytest.mark.skipif(
     reason='needs root, unshare and ip (iproute2) to create a private network namespace')
 
 ISOLATED = str(REPO_ROOT / 'test' / 'helpers' / 'isolated_exchange.py')
-ROS_VARIABLES = ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_LOCALHOST_ONLY', 'ROS_STATIC_PEERS',
-                 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTDDS_BUILTIN_TRANSPORTS')
+DISCOVERY_VARIABLES = (*LOCALHOST_VARIABLES, 'ROS_STATIC_PEERS')
+# Both profile variable names: Fast DDS 2 (Jazzy) reads one, Fast DDS 3 (Kilted) the other.
+ROS_VARIABLES = (*DISCOVERY_VARIABLES, *PROFILE_VARIABLES, 'FASTDDS_BUILTIN_TRANSPORTS')
 
 
 def _isolated_exchange(env: dict) -> dict:

@@ -16,17 +16,25 @@
 The vision_msgs built here are wire compatible with a real ROS 2 install's.
 
 ROS 2 refuses to connect endpoints whose type hashes differ, so the hash rclpy reports for a live
-Detection2DArray publisher must equal the one Jazzy/Kilted compute for vision_msgs 4.x.
+Detection2DArray publisher must equal the one Jazzy/Kilted compute for vision_msgs 4.x. Type
+hashes (RIHS01) came with Iron: on a distribution without them (Humble) there is nothing to
+compare, and the hash test is skipped.
 """
 
+import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.topic_endpoint_info import TopicEndpointInfo
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 REAL_DETECTION2DARRAY_HASH = (
     'RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968')
 
+HAS_TYPE_HASHES = hasattr(TopicEndpointInfo, 'topic_type_hash')
 
+
+@pytest.mark.skipif(not HAS_TYPE_HASHES,
+                    reason='this ROS 2 distribution has no type hashes (RIHS01 came with Iron)')
 def test_detection2darray_type_hash_matches_real_vision_msgs():
     context = rclpy.Context()
     rclpy.init(context=context)

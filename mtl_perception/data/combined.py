@@ -43,7 +43,6 @@ import numpy as np
 import yaml
 
 
-
 def load_class_mapping(path: str | os.PathLike) -> dict:
     """Read a class mapping YAML (see the module docstring) into a dict."""
     path = Path(path)

@@ -36,6 +36,7 @@ from mtl_perception.model_card import BOX_VARIANCES
 import numpy as np
 from PIL import Image
 
+
 def decode_boxes(loc: np.ndarray, anchors: np.ndarray,
                  variances: Sequence[float] = BOX_VARIANCES) -> np.ndarray:
     """
@@ -54,8 +55,8 @@ def decode_boxes(loc: np.ndarray, anchors: np.ndarray,
     centre = anchors[:, :2] + loc[..., :2] * centre_var * anchors[:, 2:]
     size = anchors[:, 2:] * np.exp(loc[..., 2:] * size_var)
     half = size / np.float32(2)
-    return np.concatenate([centre - half, centre + half], axis=-1).astype(np.float32,
-                                                                       copy=False)
+    boxes = np.concatenate([centre - half, centre + half], axis=-1)
+    return boxes.astype(np.float32, copy=False)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

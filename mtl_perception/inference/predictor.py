@@ -222,4 +222,3 @@ class Predictor:
     def __exit__(self, *exc_info) -> None:
         """Close the predictor."""
         self.close()
-

@@ -27,11 +27,20 @@ from mtl_perception.resources import config_file
 SAFE_DOMAIN_IDS = tuple(range(1, 102)) + tuple(range(215, 233))
 
 LOCALHOST_VARIABLES = {
-    # Jazzy and later: discovery stays on this machine, no multicast leaves it.
+    # Jazzy and later: discovery stays on this machine, no multicast leaves it. Kilted honours
+    # only this one of the two.
     'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-    # Humble's equivalent (ignored by later distributions, harmless there).
+    # All Humble knows. Kilted ignores it; Jazzy still honours it (with a deprecation warning in
+    # every process), and there it overrides ROS_AUTOMATIC_DISCOVERY_RANGE: set both to one value.
     'ROS_LOCALHOST_ONLY': '1',
 }
+
+# FastDDS reads its XML profile from an environment variable whose name changed with Fast DDS 3
+# (Kilted and later); Fast DDS 2 (Jazzy, Humble) reads only the old name. Both point at one file,
+# or the profile is silently ignored on one of them. (Kilted's rmw_fastrtps loads the old name
+# too, and warns in every process that it is deprecated: harmless, the file is the same.)
+PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+PROFILE_FILE = 'fastdds_localhost_shm.xml'
 
 
 def pick_domain_id(seed: Optional[int] = None) -> int:
@@ -39,6 +48,9 @@ def pick_domain_id(seed: Optional[int] = None) -> int:
     Pick a safe ROS_DOMAIN_ID from `seed` (default: this process id).
 
     Different test sessions or replay runs get different domains, so they do not cross-talk.
+
+    :param seed: any integer; equal seeds give equal domains
+    :return: a domain id from SAFE_DOMAIN_IDS
     """
     if seed is None:
         seed = os.getpid()
@@ -51,13 +63,22 @@ def localhost_ros_env(base: Optional[Mapping[str, str]] = None,
     Return an environment for ROS processes that keeps all DDS traffic on this machine.
 
     Starts from `base` (default: os.environ), forces the loopback-only variables, selects the
-    package's FastDDS profile (shared memory for large images) unless one is already chosen, and
-    sets ROS_DOMAIN_ID when `domain_id` is given.
+    package's FastDDS profile (shared memory for large images, UDP bound to loopback) under both
+    profile variable names unless a profile is already chosen, and sets ROS_DOMAIN_ID when
+    `domain_id` is given.
+
+    :param base: the environment to start from (default: this process's environment)
+    :param domain_id: the ROS_DOMAIN_ID to set, or None to leave it as in `base`
+    :return: a new environment dictionary; `base` is not changed
     """
     env = dict(os.environ if base is None else base)
     env.update(LOCALHOST_VARIABLES)
-    if not env.get('FASTDDS_DEFAULT_PROFILES_FILE'):
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(config_file('fastdds_localhost_shm.xml'))
+    # A profile chosen under either name (a user's own) is kept and used for both.
+    chosen = next((env[name] for name in PROFILE_VARIABLES if env.get(name)), None)
+    profile = chosen or str(config_file(PROFILE_FILE))
+    for name in PROFILE_VARIABLES:
+        if not env.get(name):
+            env[name] = profile
     if domain_id is not None:
         env['ROS_DOMAIN_ID'] = str(int(domain_id))
     return env
