@@ -68,6 +68,28 @@ def summarize(values: Sequence[float]) -> dict:
             'q1': q1, 'q3': q3, 'n': len(values)}
 
 
+def _smaps_rollup(pid: int) -> dict | None:
+    """
+    Return ``{'rss', 'uss', 'pss'}`` bytes of ``pid`` from one read of its smaps_rollup.
+
+    One page walk yields all three, so USS <= PSS <= RSS holds within a sample; psutil reads
+    RSS from a separate, approximate counter. None where the file cannot be read.
+    """
+    fields = {}
+    try:
+        with open(f'/proc/{pid}/smaps_rollup', encoding='ascii') as rollup:
+            for line in rollup:
+                name, _, value = line.partition(':')
+                if name in ('Rss', 'Pss', 'Private_Clean', 'Private_Dirty'):
+                    fields[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(fields) != 4:
+        return None
+    return {'rss': fields['Rss'], 'uss': fields['Private_Clean'] + fields['Private_Dirty'],
+            'pss': fields['Pss']}
+
+
 def tree_usage(process: psutil.Process) -> tuple[dict, float]:
     """
     Return ``({'rss', 'uss', 'pss'} bytes, cpu seconds)`` of ``process`` and its descendants.
@@ -84,12 +106,15 @@ def tree_usage(process: psutil.Process) -> tuple[dict, float]:
     for member in members:
         try:
             with member.oneshot():
-                info = member.memory_full_info()
                 times = member.cpu_times()
+                info = _smaps_rollup(member.pid)
+                if info is None:
+                    full = member.memory_full_info()
+                    info = {kind: getattr(full, kind, 0) for kind in MEMORY_KINDS}
         except psutil.Error:
             continue
         for kind in MEMORY_KINDS:
-            memory[kind] += getattr(info, kind, 0)
+            memory[kind] += info[kind]
         cpu += times.user + times.system
     return memory, cpu
 
