@@ -279,22 +279,6 @@ ARTIFACT_BUILDERS: dict[str, Callable[..., Path]] = {
 }
 
 
-def count_params(model) -> int:
-    """Count the parameters of a ``torch.nn.Module`` (buffers such as BN statistics excluded)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_gflops(model, input_size: int) -> float:
-    """Count the GFLOPs of one ``forward_raw`` on ``[1, 3, S, S]`` (multiply-add = 2 FLOPs)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    images = torch.zeros(1, 3, input_size, input_size)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model.forward_raw(images)
-    return counter.get_total_flops() / 1e9
-
-
 def prepare_networks(arch: str, input_size: int, num_classes: dict[str, int], backend: str,
                      workdir: Path, progress: TextIO | None = None, *, device: str = 'cpu',
                      half: bool = False) -> dict[str, dict]:
@@ -309,6 +293,7 @@ def prepare_networks(arch: str, input_size: int, num_classes: dict[str, int], ba
 
     from mtl_perception.inference.checkpoint import save_checkpoint
     from mtl_perception.modeling import build_model, list_models
+    from mtl_perception.modeling.flops import count_gflops, count_params
 
     if backend not in ARTIFACT_BUILDERS:
         raise ValueError(f'benchmark has no backend {backend!r}; known: '
