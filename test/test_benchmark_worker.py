@@ -17,7 +17,7 @@
 import json
 import time
 
-from mtl_perception.inference.benchmark import background_load, NetworkWorker
+from mtl_perception.inference.benchmark_processes import background_load, NetworkWorker
 from mtl_perception.inference.checkpoint import save_checkpoint
 from mtl_perception.modeling import build_model
 import psutil

@@ -76,19 +76,19 @@ Conventions:
 """
 
 import contextlib
-import json
 import math
 import os
 from pathlib import Path
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Sequence, TextIO
 
 from mtl_perception.inference import benchmark_worker
-from mtl_perception.inference.measurement import load_average, MB, ProcessMonitor, summarize
+from mtl_perception.inference.benchmark_processes import (
+    background_load, cpu_seconds, NetworkWorker, prepare_in_child, shared_library)
+from mtl_perception.inference.measurement import load_average, ProcessMonitor, summarize
 from mtl_perception.variants import CONFIGURATIONS, VARIANTS
 import numpy as np
 import psutil
@@ -103,173 +103,6 @@ MEMORY_PERIOD_S = 0.05
 # process) can miss a short peak of a run, so give it several chances.
 MEMORY_RUNS = 10
 SPEED_TOLERANCE = 1.1
-# Upper bound on a busy-loop process's life, should it outlive everything else.
-BACKGROUND_LIMIT_S = 1800.0
-_WORKER = 'mtl_perception.inference.benchmark_worker'
-
-
-def _child(command: str, *args: str) -> list[str]:
-    return [sys.executable, '-m', _WORKER, command, *args]
-
-
-class NetworkWorker:
-    """A ``benchmark_worker serve`` process, spoken to through the line protocol."""
-
-    def __init__(self, label: str, backend: str, artifact: str, *, device: str, half: bool,
-                 threads: int, warmup: int) -> None:
-        """Start the worker (it loads and warms up in the background; see ``ready``)."""
-        self.label = label
-        self.process = subprocess.Popen(
-            _child('serve', '--backend', backend, '--artifact', artifact, '--device', device,
-                   '--threads', str(threads), '--warmup', str(warmup), '--label', label)
-            + (['--half'] if half else []),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.pid = self.process.pid
-        self._ready: dict | None = None
-
-    def _reply(self, event: str) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            code = self.process.wait()
-            raise RuntimeError(f'benchmark worker for {self.label} exited (code {code}) '
-                               'without answering; its error is printed above')
-        message = json.loads(line)
-        if message.get('event') != event:
-            raise RuntimeError(message.get('message') or f'{self.label}: expected {event}, '
-                               f'got {message}')
-        return message
-
-    def _send(self, command: str) -> None:
-        self.process.stdin.write(command + '\n')
-        self.process.stdin.flush()
-
-    def ready(self) -> dict:
-        """Wait until the network is loaded and warmed up; return the 'ready' message."""
-        if self._ready is None:
-            self._ready = self._reply('ready')
-        return self._ready
-
-    def start_run(self, iterations: int, warmup: int = 0) -> None:
-        """Ask for ``warmup`` untimed and ``iterations`` timed runs; see ``timings``."""
-        self._send(f'run {iterations} {warmup}')
-
-    def timings(self) -> dict:
-        """Wait for the runs asked for by ``start_run``; return ``{'latency_ms', 'cpu_ms'}``."""
-        return self._reply('run')
-
-    def run(self, iterations: int, warmup: int = 0) -> dict:
-        """Run ``warmup`` untimed and ``iterations`` timed; return ``{'latency_ms', 'cpu_ms'}``."""
-        self.start_run(iterations, warmup)
-        return self.timings()
-
-    def stats(self) -> dict:
-        """Return the worker's own view: RSS, peak RSS (VmHWM), whether torch is loaded."""
-        self._send('stats')
-        return self._reply('stats')
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Ask the worker to quit; kill it if it does not within ``timeout`` seconds."""
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self._send('quit')
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process.stdout.close()
-
-    def __enter__(self) -> 'NetworkWorker':
-        """Use the worker as a context manager that closes it on exit."""
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        """Close the worker."""
-        self.close()
-
-
-@contextlib.contextmanager
-def background_load(count: int, seconds: float = BACKGROUND_LIMIT_S):
-    """
-    Keep ``count`` busy-loop processes (one core each) running inside the ``with`` body.
-
-    Each ends at the latest after ``seconds`` or when this process exits, and all are killed
-    when the body ends, whatever happens in it. Yields their pids.
-    """
-    processes = []
-    try:
-        for _ in range(count):
-            processes.append(subprocess.Popen(
-                _child('busy', '--seconds', str(seconds), '--parent', str(os.getpid())),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True))
-        for process in processes:
-            process.stdout.readline()  # spinning
-        yield [process.pid for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.wait()
-            process.stdout.close()
-
-
-def prepare_in_child(arch: str, input_size: int, num_classes: dict[str, int], backend: str,
-                     workdir: Path, *, device: str, half: bool) -> dict[str, dict]:
-    """Run ``benchmark_worker.prepare_networks`` in a child process (which imports torch)."""
-    done = subprocess.run(
-        _child('prepare', '--arch', arch, '--input-size', str(input_size), '--num-classes',
-               str(num_classes['detection']), str(num_classes['segmentation']), '--backend',
-               backend, '--workdir', str(workdir), '--device', device)
-        + (['--half'] if half else []), stdout=subprocess.PIPE, text=True, check=False)
-    lines = done.stdout.strip().splitlines()
-    reply = json.loads(lines[-1]) if lines else {}
-    if reply.get('kind') == 'ValueError':
-        raise ValueError(reply['message'])
-    if done.returncode != 0 or reply.get('event') != 'prepared':
-        raise RuntimeError(f'preparing the networks failed (exit code {done.returncode}); '
-                           'the error is printed above')
-    return reply['networks']
-
-
-def _framework_libraries(pid: int, count: int = 5, min_mb: float = 10.0) -> dict[str, float]:
-    """Return {path: resident MB} of the largest shared libraries of ``pid`` (the framework's)."""
-    try:
-        maps = psutil.Process(pid).memory_maps(grouped=True)
-    except (psutil.Error, NotImplementedError, AttributeError):
-        return {}
-    libraries = sorted((m for m in maps if '.so' in os.path.basename(m.path)
-                        and m.rss >= min_mb * MB), key=lambda m: -m.rss)
-    return {m.path: m.rss / MB for m in libraries[:count]}
-
-
-def shared_library(pids: Sequence[int], paths: Sequence[str] | None = None) -> dict:
-    """
-    Count the other processes mapping one of ``paths`` (default: the first worker's largest).
-
-    Such a process takes a share of those libraries' pages, so it lowers the workers' PSS.
-    Only libraries of 10 MB resident or more count: the framework's, not the interpreter's.
-
-    :return: ``{'paths', 'resident_mb', 'other_processes'}`` (resident_mb: the libraries'
-        resident memory in the first worker; other_processes None where it cannot be told).
-    """
-    libraries = _framework_libraries(pids[0]) if pids else {}
-    if paths is None:
-        paths = list(libraries)
-    if not paths:
-        return {'paths': [], 'resident_mb': 0.0, 'other_processes': None}
-    count = 0
-    for pid in psutil.pids():
-        if pid in pids:
-            continue
-        try:
-            with open(f'/proc/{pid}/maps', encoding='utf-8', errors='replace') as maps:
-                text = maps.read()
-        except OSError:
-            continue
-        count += any(path in text for path in paths)
-    return {'paths': list(paths), 'resident_mb': sum(libraries.get(p, 0.0) for p in paths),
-            'other_processes': count}
 
 
 def measure_memory(workers: dict[str, NetworkWorker], runs: int) -> dict:
@@ -312,19 +145,6 @@ def _pair_fps(fps_det: float, fps_seg: float) -> float:
     return 1.0 / (1.0 / fps_det + 1.0 / fps_seg)
 
 
-def _cpu_seconds(pids: Sequence[int]) -> tuple[float, float]:
-    """Return ``(busy CPU seconds of the machine, CPU seconds of pids and of this process)``."""
-    machine = psutil.cpu_times()
-    busy = sum(getattr(machine, field, 0.0)
-               for field in ('user', 'nice', 'system', 'irq', 'softirq', 'steal'))
-    ours = sum(os.times()[:2])
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            ours += times.user + times.system
-    return busy, ours
-
-
 def speed_round(workers: dict[str, NetworkWorker], index: int, per_round: int,
                 background: int = 0) -> dict:
     """
@@ -337,7 +157,7 @@ def speed_round(workers: dict[str, NetworkWorker], index: int, per_round: int,
     load = load_average()
     wall, cpu = {name: [] for name in NAMES}, {name: [] for name in NAMES}
     pids = [worker.pid for worker in workers.values()]
-    started, (busy, ours) = time.monotonic(), _cpu_seconds(pids)
+    started, (busy, ours) = time.monotonic(), cpu_seconds(pids)
     with background_load(background):
         # One run of each network in turn: the three share every stretch of the round, and
         # with it whatever else the machine was doing.
@@ -346,7 +166,7 @@ def speed_round(workers: dict[str, NetworkWorker], index: int, per_round: int,
                 timings = workers[name].run(1)
                 wall[name] += timings['latency_ms']
                 cpu[name] += timings['cpu_ms']
-    busy_end, ours_end = _cpu_seconds(pids)
+    busy_end, ours_end = cpu_seconds(pids)
     # Cores kept busy by everything but the workers and this process (busy loops included).
     others = max(0.0, (busy_end - busy) - (ours_end - ours)) / (time.monotonic() - started)
     p50 = {name: statistics.median(wall[name]) for name in NAMES}
