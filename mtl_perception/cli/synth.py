@@ -23,9 +23,10 @@ Two modes:
   :class:`~mtl_perception.data.CocoFolderDataset` and ``mtl-perception evaluate`` read.
   ``--resize`` renders at ``--size`` and stores the images resized (masks nearest, boxes
   scaled): the same scenes as a camera of ``--size`` sees them, in smaller files.
-* ``--bag PATH --frames N [--rate HZ] [--seed S] [--storage mcap|sqlite3]`` writes a flight
-  over one world as a rosbag2 bag with ground truth
-  (:func:`mtl_perception.replay.flight.write_flight_bag`).
+* ``--bag PATH --frames N [--rate HZ] [--seed S] [--storage mcap|sqlite3] [--cameras K]``
+  writes a flight over one world as a rosbag2 bag with ground truth
+  (:func:`mtl_perception.replay.flight.write_flight_bag`); ``--cameras K`` >= 2 flies a rig of
+  K cameras over it, each with its own image and ground-truth topics (``/cam<k>/...``).
 """
 
 import argparse
@@ -83,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help='frame rate in Hz (default: %(default)s)')
     bag.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'],
                      help='bag storage plugin (default: %(default)s)')
+    bag.add_argument('--cameras', type=int, default=1,
+                     help='cameras of the rig, each with its own /cam<k>/ topics (default: '
+                     '%(default)s, the single /camera/image_raw flight)')
     bag.add_argument('--world-size', default=None, metavar='WxH',
                      help='size of the flown-over world in pixels (default: 4000x3000)')
     bag.add_argument('--overwrite', action='store_true', help='replace an existing bag')
@@ -100,12 +104,16 @@ def main(args: argparse.Namespace) -> int:
         from mtl_perception.replay.flight import write_flight_bag
         if args.frames < 1 or args.rate <= 0:
             raise ValueError('--frames must be >= 1 and --rate > 0')
+        if args.cameras < 1:
+            raise ValueError(f'--cameras must be >= 1, got {args.cameras}')
         options = {'world_size': parse_size(args.world_size)} if args.world_size else {}
         flight = write_flight_bag(args.bag, frames=args.frames, rate=args.rate,
                                   seed=args.seed, size=parse_size(args.size),
-                                  storage=args.storage, overwrite=args.overwrite,
-                                  progress=not args.quiet, **options)
-        print(f'wrote {flight.frames} frames at {flight.rate:g} Hz to {flight.path}')
+                                  storage=args.storage, cameras=args.cameras,
+                                  overwrite=args.overwrite, progress=not args.quiet, **options)
+        cameras = '' if len(flight.cameras) < 2 else \
+            f' from {len(flight.cameras)} cameras ({", ".join(c.name for c in flight.cameras)})'
+        print(f'wrote {flight.frames} frames at {flight.rate:g} Hz{cameras} to {flight.path}')
         return 0
     from mtl_perception.data import SyntheticAerialDataset, write_coco_folder
     if args.images < 1:

@@ -24,9 +24,21 @@ frames overlap like a real flight's. Three topics share every stamp (and the bag
 * ``/ground_truth/detections``: vision_msgs/Detection2DArray, boxes in pixels of the image,
   ``class_id`` the detection class name, score 1.0;
 * ``/ground_truth/mask``: sensor_msgs/Image mono8 of segmentation class indices (255 void).
+
+With ``cameras`` K >= 2 the same world is seen by a rig of K cameras carried along the path
+(:func:`camera_rig`): ``cam0`` sits on the path as the single camera does; each other camera is
+offset ahead/behind and beside it (in the path's own frame, scaled with the altitude), turned
+by a heading offset and flown at its own altitude scale, so the views overlap in part but
+differ. Every camera has its own topics, with frame_id its name::
+
+    /<cam>/image_raw, /<cam>/ground_truth/detections, /<cam>/ground_truth/mask
+
+and every camera's messages of a tick carry the same stamp (and bag time). The bag's custom
+metadata lists the cameras, their topics and their mounts under ``cameras``
+(:func:`read_flight_cameras`). K = 1 writes exactly the single-camera bag above.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import json
 import math
 from pathlib import Path
@@ -39,8 +51,9 @@ from mtl_perception.replay.messages import make_image
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ['CUSTOM_DATA_KEY', 'DETECTIONS_TOPIC', 'FRAME_ID', 'FlightBag', 'IMAGE_TOPIC',
-           'MASK_TOPIC', 'START_NS', 'flight_path', 'write_flight_bag']
+__all__ = ['CUSTOM_DATA_KEY', 'DETECTIONS_TOPIC', 'FRAME_ID', 'CameraMount', 'FlightBag',
+           'FlightCamera', 'IMAGE_TOPIC', 'MASK_TOPIC', 'START_NS', 'camera_rig', 'camera_topics',
+           'flight_path', 'read_flight_cameras', 'write_flight_bag']
 
 IMAGE_TOPIC = '/camera/image_raw'
 DETECTIONS_TOPIC = '/ground_truth/detections'
@@ -56,6 +69,113 @@ DEFAULT_WORLD_SIZE = (4000, 3000)
 WORLD_PIXELS_PER_UNIT = 2.0
 ALTITUDE_RANGE = (0.8, 1.3)
 ALTITUDE_PERIOD_S = 45.0
+# The rig's cameras other than cam0 sit on a ring this many view widths from the path point
+# (at altitude 1), turned by up to RIG_HEADING_DEG, at these altitude scales in turn.
+RIG_RADIUS = 0.6
+RIG_HEADING_DEG = 35.0
+RIG_ALTITUDE_SCALES = (0.9, 1.1)
+MAX_CAMERAS = 16
+
+
+@dataclass(frozen=True)
+class CameraMount:
+    """
+    Where a camera of the rig sits relative to the path point (the single camera's view).
+
+    :param name: camera name ('cam0', ...): topic prefix and frame_id.
+    :param forward: offset along the direction of travel, in view widths at altitude 1.
+    :param right: offset to the right of the direction of travel, in view widths.
+    :param heading_deg: heading offset (the view turned clockwise on the ground).
+    :param altitude_scale: altitude relative to the path's.
+    """
+
+    name: str
+    forward: float = 0.0
+    right: float = 0.0
+    heading_deg: float = 0.0
+    altitude_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class FlightCamera:
+    """One camera of a flight bag: its name, frame_id and topics."""
+
+    name: str
+    frame_id: str
+    image_topic: str
+    detections_topic: str
+    mask_topic: str
+
+
+def camera_topics(name: str) -> FlightCamera:
+    """Return the topics of rig camera ``name``: ``/<name>/image_raw``, ground truth beside."""
+    return FlightCamera(name, name, f'/{name}/image_raw', f'/{name}/ground_truth/detections',
+                        f'/{name}/ground_truth/mask')
+
+
+SINGLE_CAMERA = FlightCamera(FRAME_ID, FRAME_ID, IMAGE_TOPIC, DETECTIONS_TOPIC, MASK_TOPIC)
+
+
+def camera_rig(count: int) -> tuple:
+    """
+    Return the :class:`CameraMount` of each of ``count`` cameras (``cam0`` on the path).
+
+    Cameras 1..K-1 sit on a ring of RIG_RADIUS view widths around the path point, the first
+    to the right of it, then in turn round the ring; their heading offsets alternate in sign
+    and grow to RIG_HEADING_DEG, and their altitude scales cycle through RIG_ALTITUDE_SCALES.
+    """
+    if not 1 <= count <= MAX_CAMERAS:
+        raise ValueError(f'cameras must be 1 to {MAX_CAMERAS}, got {count}')
+    mounts = [CameraMount('cam0')]
+    others = count - 1
+    for j in range(others):
+        angle = 2 * math.pi * j / others
+        sign = 1.0 if j % 2 == 0 else -1.0
+        mounts.append(CameraMount(
+            f'cam{j + 1}', forward=round(RIG_RADIUS * math.sin(angle), 6),
+            right=round(RIG_RADIUS * math.cos(angle), 6),
+            heading_deg=sign * RIG_HEADING_DEG * (1 + j // 2) / (1 + (others - 1) // 2),
+            altitude_scale=RIG_ALTITUDE_SCALES[j % len(RIG_ALTITUDE_SCALES)]))
+    return tuple(mounts)
+
+
+def _rig_reach(mounts, size: tuple) -> float:
+    """Return the farthest any rig view's corner lies from the path point (world px)."""
+    width, height = size
+    return ALTITUDE_RANGE[1] * max(width * math.hypot(m.forward, m.right) +
+                                   m.altitude_scale * math.hypot(width, height) / 2
+                                   for m in mounts)
+
+
+def _mount_view(mount: CameraMount, centre, heading: float, altitude: float,
+                width: int) -> tuple:
+    """Return (centre, heading, altitude) of ``mount``'s view from the path point's."""
+    if (mount.forward, mount.right, mount.heading_deg, mount.altitude_scale) == (0, 0, 0, 1):
+        return tuple(centre), heading, altitude
+    forward = np.array([math.sin(heading), -math.cos(heading)])
+    right = np.array([math.cos(heading), math.sin(heading)])
+    offset = altitude * width * (mount.forward * forward + mount.right * right)
+    return (tuple(np.asarray(centre, np.float64) + offset),
+            heading + math.radians(mount.heading_deg), altitude * mount.altitude_scale)
+
+
+def read_flight_cameras(custom_data: dict) -> tuple:
+    """
+    Return the :class:`FlightCamera` list a flight bag's custom metadata names.
+
+    A multi-camera flight lists its cameras; a single-camera flight (or a bag that is no
+    synthetic flight) gives ``()``.
+    """
+    try:
+        description = json.loads(custom_data.get(CUSTOM_DATA_KEY) or '{}')
+    except json.JSONDecodeError:
+        return ()
+    cameras = description.get('cameras') if isinstance(description, dict) else None
+    if not isinstance(cameras, list):
+        return ()
+    return tuple(FlightCamera(str(c['name']), str(c['frame_id']), str(c['image_topic']),
+                              str(c['detections_topic']), str(c['mask_topic']))
+                 for c in cameras)
 
 
 @dataclass(frozen=True)
@@ -68,17 +188,21 @@ class FlightBag:
     stamps_ns: tuple
     detection_classes: tuple
     segmentation_classes: tuple
+    cameras: tuple = (SINGLE_CAMERA,)
 
 
 def flight_path(frames: int, rate: float, seed: int, world_size: tuple = DEFAULT_WORLD_SIZE,
-                size: tuple = (640, 480), speed: float = 120.0) -> tuple:
+                size: tuple = (640, 480), speed: float = 120.0, *,
+                reach: float | None = None) -> tuple:
     """
     Return the camera path sampled at ``rate`` Hz.
 
     A figure-eight (x = A sin p, y = B sin 2p / 2) around the world's centre, traversed at a mean
     ground speed of ``speed`` world px/s from a seed-chosen phase; the heading follows the
     direction of travel and the altitude scale drifts within ``ALTITUDE_RANGE``. The
-    amplitudes keep the whole rotated view inside the world.
+    amplitudes keep the whole rotated view inside the world; ``reach`` (world px) is how far
+    the farthest view corner may lie from the path point (default: one ``size`` view on the
+    path, at the highest altitude).
 
     Output: (centres float64 [N, 2] world px x, y; headings float64 [N] rad as
     :func:`render_view` takes them; altitude scales float64 [N]).
@@ -88,7 +212,7 @@ def flight_path(frames: int, rate: float, seed: int, world_size: tuple = DEFAULT
                          f'{speed}')
     world_w, world_h = (float(v) for v in world_size)
     # A view's corner lies half its diagonal (times the altitude scale) from its centre.
-    margin = math.hypot(*size) / 2 * ALTITUDE_RANGE[1] + 4
+    margin = (math.hypot(*size) / 2 * ALTITUDE_RANGE[1] if reach is None else reach) + 4
     amp_x, amp_y = world_w / 2 - margin, (world_h / 2 - margin) * 2
     if amp_x <= 0 or amp_y <= 0:
         raise ValueError(f'world {world_size} is too small for {size} views: it needs at least '
@@ -114,43 +238,56 @@ def flight_path(frames: int, rate: float, seed: int, world_size: tuple = DEFAULT
 def write_flight_bag(path: str | Path, frames: int = 300, rate: float = 10.0, seed: int = 0,
                      size: tuple = (640, 480), storage: str = 'mcap', *,
                      world_size: tuple = DEFAULT_WORLD_SIZE, speed: float = 120.0,
-                     overwrite: bool = False, progress: bool = True) -> FlightBag:
+                     cameras: int = 1, overwrite: bool = False,
+                     progress: bool = True) -> FlightBag:
     """
     Render a synthetic flight of ``frames`` frames at ``rate`` Hz into a bag at ``path``.
 
-    ``size`` is (width, height) of the images; ``speed`` the mean ground speed in world px/s.
-    Stamps start at ``START_NS`` and are ``1 / rate`` apart; the same arguments give the same
-    bag. An existing ``path`` raises FileExistsError unless ``overwrite``; an interrupted run
-    leaves no bag behind.
+    ``size`` is (width, height) of the images; ``speed`` the mean ground speed in world px/s;
+    ``cameras`` the number of cameras of the rig (1: the single-camera bag, see the module
+    docstring). Stamps start at ``START_NS`` and are ``1 / rate`` apart, one stamp per tick
+    for every camera; the same arguments give the same bag. An existing ``path`` raises
+    FileExistsError unless ``overwrite``; an interrupted run leaves no bag behind.
     """
     width, height = (int(v) for v in size)
     if width < 8 or height < 8:
         raise ValueError(f'size must be (width, height) >= 8 px, got {size}')
-    centres, headings, altitudes = flight_path(frames, rate, seed, world_size, (width, height),
-                                               speed)
+    mounts = camera_rig(int(cameras))
+    rig = len(mounts) > 1
+    centres, headings, altitudes = flight_path(
+        frames, rate, seed, world_size, (width, height), speed,
+        reach=_rig_reach(mounts, (width, height)) if rig else None)
     stamps = tuple(START_NS + round(i * 1e9 / rate) for i in range(frames))
     description = {'seed': int(seed), 'frames': int(frames), 'rate': float(rate),
                    'size': [width, height], 'world_size': [int(v) for v in world_size],
                    'speed': float(speed), 'pixels_per_unit': WORLD_PIXELS_PER_UNIT,
                    'detection_classes': list(DETECTION_CLASSES),
                    'segmentation_classes': list(SEGMENTATION_CLASSES)}
+    views = [(mount, camera_topics(mount.name)) for mount in mounts] if rig else \
+        [(mounts[0], SINGLE_CAMERA)]
+    if rig:
+        description['cameras'] = [{**asdict(camera), 'mount': asdict(mount)}
+                                  for mount, camera in views]
     world = render_world(int(seed), world_size=tuple(int(v) for v in world_size),
                          pixels_per_unit=WORLD_PIXELS_PER_UNIT)
     with BagWriter(path, storage, overwrite=overwrite,
                    custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
-        bag.add_topic(IMAGE_TOPIC, IMAGE)
-        bag.add_topic(DETECTIONS_TOPIC, DETECTION2D_ARRAY)
-        bag.add_topic(MASK_TOPIC, IMAGE)
+        for _, camera in views:
+            bag.add_topic(camera.image_topic, IMAGE)
+            bag.add_topic(camera.detections_topic, DETECTION2D_ARRAY)
+            bag.add_topic(camera.mask_topic, IMAGE)
         for i in tqdm(range(frames), desc='synthetic flight', unit='frame',
                       disable=not progress):
-            image, boxes, labels, mask = render_view(
-                world, tuple(centres[i]), float(headings[i]), float(altitudes[i]),
-                out_size=(width, height))
             stamp = stamps[i]
-            bag.write(IMAGE_TOPIC, stamp, make_image(image, stamp, FRAME_ID))
-            bag.write(DETECTIONS_TOPIC, stamp, make_detection_array(
-                boxes, labels, np.ones(len(labels)), stamp, FRAME_ID,
-                class_names=DETECTION_CLASSES))
-            bag.write(MASK_TOPIC, stamp, make_image(mask, stamp, FRAME_ID))
+            for mount, camera in views:
+                centre, heading, altitude = _mount_view(
+                    mount, centres[i], float(headings[i]), float(altitudes[i]), width)
+                image, boxes, labels, mask = render_view(world, centre, heading, altitude,
+                                                         out_size=(width, height))
+                bag.write(camera.image_topic, stamp, make_image(image, stamp, camera.frame_id))
+                bag.write(camera.detections_topic, stamp, make_detection_array(
+                    boxes, labels, np.ones(len(labels)), stamp, camera.frame_id,
+                    class_names=DETECTION_CLASSES))
+                bag.write(camera.mask_topic, stamp, make_image(mask, stamp, camera.frame_id))
     return FlightBag(Path(path), int(frames), float(rate), stamps, tuple(DETECTION_CLASSES),
-                     tuple(SEGMENTATION_CLASSES))
+                     tuple(SEGMENTATION_CLASSES), tuple(camera for _, camera in views))
