@@ -69,3 +69,36 @@ def variant_for_tasks(tasks) -> NodeVariant:
         if variant.tasks == wanted:
             return variant
     raise ValueError(f'no node variant has the tasks {list(wanted)}')  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class CameraDeployment:
+    """
+    How several cameras are served: one node for all of them, or nodes per camera.
+
+    :param key: 'shared', 'multitask_per_camera' or 'baseline_per_camera' (command-line,
+        run directory and JSON keys).
+    :param variants: the nodes of one unit: one unit serves every camera (``per_camera``
+        False, the node's ``cameras`` parameter lists them) or each camera has its own unit.
+    :param per_camera: whether each camera gets its own unit of ``variants``.
+    """
+
+    key: str
+    variants: tuple[NodeVariant, ...]
+    per_camera: bool
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Return the tasks the deployment answers for every camera, in canonical order."""
+        return validate_tasks(list(dict.fromkeys(
+            task for variant in self.variants for task in variant.tasks)))
+
+
+# Several cameras: one multitask node serving all of them (one loaded network, frames of
+# different cameras batched), a multitask node per camera, or a baseline pair per camera.
+CAMERA_DEPLOYMENTS = {deployment.key: deployment for deployment in (
+    CameraDeployment('shared', (VARIANTS['multitask'],), per_camera=False),
+    CameraDeployment('multitask_per_camera', (VARIANTS['multitask'],), per_camera=True),
+    CameraDeployment('baseline_per_camera', (VARIANTS['detection'], VARIANTS['segmentation']),
+                     per_camera=True),
+)}

@@ -21,6 +21,8 @@ Examples::
     mtl-perception replay --bag flight/ --config multitask --rate auto --max-frames 100
     mtl-perception replay --bag flight/ --backend onnxruntime --workers 2 --threads 1
     mtl-perception replay --score-only runs/launch --bag flight/   # ros2 bag record output
+    mtl-perception replay --bag flight_2cam/ --config cameras --out runs/multicamera
+    mtl-perception replay --bag flight_2cam/ --config segmentation_every --out runs/seg_every
 
 The configurations run in ``--rounds`` rounds, alternating (multitask, baseline, multitask,
 baseline, ...; default 3 rounds with ``--config both``, else 1), each round a complete run:
@@ -39,6 +41,15 @@ run unless ROS_DOMAIN_ID or --domain-id names one.
 :mod:`mtl_perception.replay.exports`). Throughput in the report is the saturated rate, measured
 by flooding the nodes for ``--capacity-seconds`` before the paced playback (see
 :mod:`mtl_perception.replay.report`).
+
+A multi-camera flight (``mtl-perception synth --cameras K``; its metadata lists the cameras)
+is replayed with every camera fed at once (:mod:`mtl_perception.replay.camera_replay`):
+``--config cameras`` (the default for such a bag) compares ONE multitask node serving every
+camera (``shared``) with a multitask node per camera and a baseline pair per camera, in
+alternating rounds; ``--config segmentation_every`` runs the shared node at each
+``--segmentation-every`` value (default 1 3 10000); ``--max-batch`` sets every node's
+max_batch. The report (:mod:`mtl_perception.replay.camera_report`) gives aggregate and
+per-camera figures, the shared node's ratios and the segmentation_every bound.
 """
 
 import argparse
@@ -49,6 +60,13 @@ import time
 from typing import Sequence
 
 from mtl_perception.replay.bag_io import open_bag
+from mtl_perception.replay.camera_nodes import CAMERA_CONFIGS, camera_runs
+from mtl_perception.replay.camera_nodes import DEFAULT_SEGMENTATION_EVERY
+from mtl_perception.replay.camera_nodes import resolve_camera_checkpoints
+from mtl_perception.replay.camera_replay import bag_cameras, run_camera_replay
+from mtl_perception.replay.camera_replay import score_camera_directory
+from mtl_perception.replay.camera_report import camera_console
+from mtl_perception.replay.camera_scoring import is_camera_directory
 from mtl_perception.replay.evaluation import score_directory
 from mtl_perception.replay.exports import onnx_checkpoints
 from mtl_perception.replay.node_processes import resolve_checkpoints
@@ -140,9 +158,24 @@ def node_parameters(backend: str | None, workers: int | None,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the replay options."""
     parser.add_argument('--bag', type=Path, help='input bag (rosbag2 directory or file)')
-    parser.add_argument('--config', choices=sorted(CONFIGS), default='both',
+    parser.add_argument('--config', choices=sorted(CONFIGS) + sorted(CAMERA_CONFIGS),
+                        default=None,
                         help='multitask node, the two-node baseline, or both one after the '
-                        'other (default)')
+                        'other (default for a one-camera bag); with a multi-camera flight: '
+                        '"cameras" (default: shared node vs a node per camera vs a pair per '
+                        'camera), "segmentation_every" (the shared node at each '
+                        '--segmentation-every value) or one deployment')
+    parser.add_argument('--segmentation-every', type=_positive_int, nargs='+',
+                        default=list(DEFAULT_SEGMENTATION_EVERY), metavar='N',
+                        help='segmentation_every values of --config segmentation_every; 1 '
+                        'and a large value ("never") are needed (default '
+                        f'{" ".join(str(n) for n in DEFAULT_SEGMENTATION_EVERY)})')
+    parser.add_argument('--max-batch', type=_positive_int, default=None,
+                        help='max_batch of every node (frames of different cameras run as '
+                        'one batch; default: the params file)')
+    parser.add_argument('--utilization', type=float, default=None,
+                        help="with --rate auto, the fraction of the first run's saturated "
+                        'rate (per camera) to play at (default 0.7)')
     parser.add_argument('--out', type=Path, default=Path('runs/replay'),
                         help='output directory (default runs/replay)')
     parser.add_argument('--rate', type=_rate, default=1.0,
@@ -275,10 +308,64 @@ def _replayed_checkpoints(config: str, given: dict) -> dict:
     return resolved
 
 
+def _camera_checkpoints(runs, given: dict) -> dict:
+    """Return {variant key: checkpoint} of every node the multi-camera runs start."""
+    resolved = {}
+    for run in runs:
+        resolved.update(resolve_camera_checkpoints(run.deployment, given))
+    return resolved
+
+
+def _camera_main(args: argparse.Namespace, config: str, domain_id: int | None) -> int:
+    """Replay a multi-camera flight (see the module docstring) and print its table."""
+    from mtl_perception.replay.runner import ReplayError
+    runs = camera_runs(config, args.segmentation_every)
+    checkpoints = {key: getattr(args, f'checkpoint_{key}') for key in VARIANTS}
+    if args.backend == 'onnxruntime':
+        checkpoints = onnx_checkpoints(_camera_checkpoints(runs, checkpoints),
+                                       args.export_cache, not args.no_progress)
+    rounds = default_rounds(runs) if args.rounds is None else args.rounds
+    capacity = args.capacity_seconds
+    parameters = node_parameters(args.backend, args.workers, args.threads)
+    if args.max_batch is not None:
+        parameters['max_batch'] = args.max_batch
+    try:
+        report = run_camera_replay(
+            args.bag, args.out, config, segmentation_every=args.segmentation_every,
+            rate=args.rate, params_file=args.params_file or config_file('mtl_perception.yaml'),
+            checkpoints=checkpoints, max_frames=args.max_frames, max_seconds=args.max_seconds,
+            warmup_frames=args.warmup_frames, domain_id=domain_id,
+            capacity_seconds=capacity_seconds_per_round(rounds) if capacity is None
+            else capacity, progress=not args.no_progress, parameters=parameters,
+            utilization=args.utilization, rounds=rounds)
+    except ReplayError as error:
+        print(f'mtl-perception replay: failed: {error}', flush=True)
+        return 1
+    print(camera_console(report))
+    print(f'report: {Path(args.out) / "report.md"} (and report.json, plots)')
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the replay (or only the scoring) and print the side-by-side table."""
     domain_id = apply_ros_environment(args.domain_id)
     from mtl_perception.replay.runner import ReplayError
+    if args.score_only is not None and is_camera_directory(args.score_only):
+        report = score_camera_directory(args.score_only, bag=args.bag)
+        print(camera_console(report))
+        print(f'report: {Path(args.score_only) / "report.md"} (and report.json, plots)')
+        return 0
+    if args.score_only is None and args.bag is not None:
+        cameras = bag_cameras(args.bag)
+        if args.config in CAMERA_CONFIGS or (args.config is None and cameras):
+            if not cameras:
+                raise ValueError(f'--config {args.config} needs a multi-camera flight bag '
+                                 '(mtl-perception synth --cameras K); use --config '
+                                 'multitask, baseline or both for this one')
+            return _camera_main(args, args.config or 'cameras', domain_id)
+    elif args.config in CAMERA_CONFIGS:
+        raise ValueError(f'--config {args.config} replays a multi-camera flight: give --bag')
+    args.config = args.config or 'both'
     if args.score_only is not None:
         config = None if args.config == 'both' else args.config
         report = score_directory(args.score_only, bag=args.bag, image_topic=args.image_topic,

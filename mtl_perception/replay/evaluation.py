@@ -38,7 +38,7 @@ from mtl_perception.replay.scoring import GroundTruth, score_accuracy, score_tim
 from mtl_perception.variants import CONFIGURATIONS
 import numpy as np
 
-__all__ = ['find_runs', 'score_directory', 'score_run']
+__all__ = ['diagnostic_numbers', 'find_runs', 'score_directory', 'score_run']
 
 LOGGER = logging.getLogger(__name__)
 STRIP_FRAMES = 4
@@ -90,7 +90,7 @@ def network_gflops(processes: dict) -> float | None:
     return total if processes else None
 
 
-def _numbers(values: dict) -> dict:
+def diagnostic_numbers(values: dict) -> dict:
     """Return the numeric /diagnostics values (counters as int, rates and times as float)."""
     numbers = {}
     for key, text in values.items():
@@ -136,7 +136,7 @@ def score_run(run, bag: Path | None, truth: GroundTruth | None = None) -> tuple:
                    'processes': {name: {k: p.get(k) for k in MEMORY_KEYS + (
                        'cpu_percent', 'exit_code', 'checkpoint')}
                        for name, p in info.get('processes', {}).items()},
-                   'node_diagnostics': {name: _numbers(values)
+                   'node_diagnostics': {name: diagnostic_numbers(values)
                                         for name, values in run.diagnostics.items()}})
     classes = dict(run.class_names)
     if bag is not None and Path(bag).exists():

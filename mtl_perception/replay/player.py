@@ -19,6 +19,9 @@ The frames go out as the bag's own CDR bytes (no decode, no re-encode), so heade
 exactly as recorded; they are paced by the bag timestamps divided by ``rate``. The wall time
 just before each publish is kept: it is the start of every end-to-end latency the scorer
 reports. A frame due while the player is behind schedule goes out at once (never skipped).
+
+Several cameras play together through :func:`play_together`: one Player per camera topic,
+one pass over the bag in time order, so the frames of one tick leave back to back.
 """
 
 import logging
@@ -34,7 +37,7 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
-__all__ = ['Player', 'WARMUP_SEC']
+__all__ = ['Player', 'WARMUP_SEC', 'play_together']
 
 LOGGER = logging.getLogger(__name__)
 MESSAGE_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage}
@@ -110,6 +113,12 @@ class Player:
         self._publisher.publish(msg)
         return WARMUP_SEC * 1_000_000_000 + int(index)
 
+    def publish_data(self, data: bytes) -> int:
+        """Publish one message given as CDR bytes; return the wall time (ns) just before."""
+        published = time.time_ns()
+        self._publisher.publish(data)
+        return published
+
     def play(self, on_frame: Optional[Callable[[int], None]] = None,
              stop: Optional[threading.Event] = None) -> list:
         """
@@ -147,3 +156,53 @@ class Player:
                 if on_frame is not None:
                     on_frame(len(self.published))
         return list(self.published)
+
+
+def play_together(players: dict, on_frame: Optional[Callable[[str, int], None]] = None,
+                  stop: Optional[threading.Event] = None) -> dict:
+    """
+    Play the topics of several players (one bag) in one pass, paced by the bag's timestamps.
+
+    :param players: ``{name: Player}`` over the same bag, one topic each; every player's
+        ``frame_count`` caps its own frames and the first player's ``rate`` paces them all.
+    :param on_frame: called as ``on_frame(name, count)`` after each publish.
+    :return: ``{name: [(stamp_ns, publish wall time ns), ...]}``, also each player's
+        ``published``. A repeated stamp on one topic is skipped with a warning.
+    """
+    if not players:
+        raise ValueError('play_together needs at least one player')
+    first = next(iter(players.values()))
+    by_topic = {player.topic: (name, player) for name, player in players.items()}
+    if len(by_topic) != len(players) or len({str(p.bag_path) for p in players.values()}) != 1:
+        raise ValueError('play_together plays one bag with one topic per player')
+    seen = {name: set() for name in players}
+    for player in players.values():
+        player.published = []
+    start = first_timestamp = None
+    with open_bag(first.bag_path) as bag:
+        for topic, timestamp, data in bag.messages(list(by_topic), raw=True):
+            if stop is not None and stop.is_set():
+                break
+            name, player = by_topic[topic]
+            if len(player.published) >= player.frame_count:
+                if all(len(p.published) >= p.frame_count for p in players.values()):
+                    break
+                continue
+            stamp = cdr_stamp_ns(data)
+            if stamp in seen[name]:
+                LOGGER.warning('skipping a frame of %s with the repeated stamp %d ns', topic,
+                               stamp)
+                continue
+            seen[name].add(stamp)
+            if start is None:
+                start, first_timestamp = time.monotonic(), timestamp
+            delay = start + (timestamp - first_timestamp) / 1e9 / first.rate - time.monotonic()
+            if delay > 0:
+                if stop is not None:
+                    stop.wait(delay)
+                else:
+                    time.sleep(delay)
+            player.published.append((stamp, player.publish_data(data)))
+            if on_frame is not None:
+                on_frame(name, len(player.published))
+    return {name: list(player.published) for name, player in players.items()}

@@ -145,7 +145,7 @@ def find_image_topic(topics: dict, exclude: tuple = ()) -> str | None:
     candidates = sorted(
         name for name, info in topics.items()
         if info.msgtype in (IMAGE, COMPRESSED_IMAGE) and name not in exclude
-        and not name.startswith('/ground_truth/') and not name.endswith(outputs))
+        and '/ground_truth/' not in name and not name.endswith(outputs))
     if len(candidates) > 1:
         raise ValueError(f'several image topics: {candidates}; choose one with --image-topic')
     return candidates[0] if candidates else None
@@ -271,20 +271,26 @@ def load_run(run_dir: Path, config: str, image_topic: str | None = None) -> Reco
     return run
 
 
-def read_ground_truth(bag_path: Path, stamps) -> GroundTruth:
-    """Return the bag's /ground_truth detections and masks at ``stamps`` (empty if none)."""
+def read_ground_truth(bag_path: Path, stamps, detections_topic: str = DETECTIONS_TOPIC,
+                      mask_topic: str = MASK_TOPIC) -> GroundTruth:
+    """
+    Return the bag's ground-truth detections and masks at ``stamps`` (empty if none).
+
+    The topics default to the single-camera flight's ``/ground_truth/...``; a camera of a
+    multi-camera flight has its own (``/<cam>/ground_truth/...``).
+    """
     wanted_stamps = {int(s) for s in stamps}
     truth = GroundTruth()
     with open_bag(bag_path) as bag:
         topics = bag.topics()
-        wanted = [t for t in (DETECTIONS_TOPIC, MASK_TOPIC) if t in topics]
+        wanted = [t for t in (detections_topic, mask_topic) if t in topics]
         if not wanted:
             return truth
         for topic, _, msg in bag.messages(wanted):
             stamp = stamp_to_ns(msg.header.stamp)
             if stamp not in wanted_stamps:
                 continue
-            if topic == DETECTIONS_TOPIC:
+            if topic == detections_topic:
                 boxes, names, _ = detection_array_to_numpy(msg)
                 truth.detections[stamp] = (boxes, names)
             else:

@@ -46,23 +46,23 @@ from dataclasses import dataclass, field
 import logging
 import os
 from pathlib import Path
-import shutil
 import statistics
 import threading
 import time
-from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mtl_perception.inference.measurement import load_average, MEMORY_KINDS, ProcessMonitor
-from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
 from mtl_perception.replay.node_processes import input_qos, NAMESPACES, node_commands
 from mtl_perception.replay.node_processes import NodeProcesses, ReplayError
 from mtl_perception.replay.node_processes import resolve_checkpoints
 from mtl_perception.replay.player import Player
 from mtl_perception.replay.recorder import Recorder
+from mtl_perception.replay.run_control import bag_rate_hz, clear_stale_rounds
+from mtl_perception.replay.run_control import prepare_run_dir, publish_topic_for, spin
+from mtl_perception.replay.run_control import Timeout, wait_until
 from mtl_perception.replay.run_files import config_tasks, DIAGNOSTICS, LABEL_INFO, LOG_DIR
-from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, ROUNDS_DIR, RUN_FILE
+from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir
 from mtl_perception.replay.run_files import TASK_TOPICS, write_run_info
 from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
@@ -139,83 +139,6 @@ class RunOutcome:
     frames: int
 
 
-def bag_rate_hz(bag_path: Path, topic: str) -> float:
-    """Return the mean message rate of ``topic`` in the bag (frames per second)."""
-    with open_bag(bag_path) as bag:
-        times = [t for _, t, _ in bag.messages(topic, raw=True)]
-    if len(times) < 2 or times[-1] <= times[0]:
-        return 1.0
-    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
-
-
-def _remove_run_dir(run_dir: Path) -> None:
-    """Remove a run directory; FileExistsError when it holds anything a run does not write."""
-    if run_dir.exists():
-        ours = {RUN_FILE, OUTPUT_BAG, LOG_DIR}
-        strangers = [p.name for p in run_dir.iterdir() if p.name not in ours]
-        if strangers:
-            raise FileExistsError(f'{run_dir} holds files that are not a replay run '
-                                  f'({strangers[:3]}); choose another --out')
-        shutil.rmtree(run_dir)
-
-
-def _prepare_run_dir(run_dir: Path) -> None:
-    _remove_run_dir(run_dir)
-    (run_dir / LOG_DIR).mkdir(parents=True)
-
-
-def clear_stale_rounds(out_dir: Path, configs, rounds: int) -> None:
-    """
-    Remove the runs of ``configs`` from rounds after ``rounds`` left by an earlier replay.
-
-    The scorer reads every round it finds, so a run of fewer rounds into the same ``out_dir``
-    must not leave older rounds behind; empty round directories go too.
-    """
-    rounds_dir = Path(out_dir) / ROUNDS_DIR
-    if not rounds_dir.is_dir():
-        return
-    for entry in rounds_dir.iterdir():
-        if not (entry.is_dir() and entry.name.isdigit() and int(entry.name) > rounds):
-            continue
-        for config in configs:
-            _remove_run_dir(round_dir(out_dir, config, int(entry.name)))
-        if not any(entry.iterdir()):
-            entry.rmdir()
-    if not any(rounds_dir.iterdir()):
-        rounds_dir.rmdir()
-
-
-class _Timeout(ReplayError):
-    """A wait ran past its deadline."""
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str,
-          check: Callable[[], None]) -> float:
-    """Poll ``predicate`` until true; return the seconds it took; _Timeout past ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        check()
-        if time.monotonic() - start > timeout:
-            raise _Timeout(f'timed out after {timeout:.0f} s waiting for {what}')
-        time.sleep(0.01)
-    return time.monotonic() - start
-
-
-def _publish_topic(topic: str, bag_path: Path) -> str:
-    with open_bag(bag_path) as bag:
-        info = bag.topics().get(topic)
-    if info is not None and info.msgtype == COMPRESSED_IMAGE and \
-            not topic.endswith('/compressed'):
-        # The nodes subscribe '<image>/compressed' (image_transport's naming).
-        return topic + '/compressed'
-    return topic
-
-
-def _spin(executor: SingleThreadedExecutor, stop: threading.Event) -> None:
-    while not stop.is_set():
-        executor.spin_once(timeout_sec=0.05)
-
-
 class _Run:
     """The ROS side of one run: node, player, recorder, node processes, monitor."""
 
@@ -244,7 +167,7 @@ class _Run:
         self.qos = input_qos(settings.params_file, [v.node_name for v in self.variants])
         self.player = Player(self.node, settings.bag, settings.image_topic, qos=self.qos,
                              rate=settings.rate or 1.0, max_frames=settings.max_frames,
-                             publish_topic=_publish_topic(settings.image_topic, settings.bag))
+                             publish_topic=publish_topic_for(settings.image_topic, settings.bag))
         self.outputs = {task: f'{self.namespace}/{TASK_TOPICS[task][0]}' for task in TASK_TOPICS}
         self.output_topics = list(self.outputs.values())
         # One latched label topic per task, each with exactly one publisher.
@@ -261,7 +184,7 @@ class _Run:
         self.recorder = Recorder(self.node, topics)
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self.node)
-        self._spinner = threading.Thread(target=_spin, args=(executor, self._stop_spin),
+        self._spinner = threading.Thread(target=spin, args=(executor, self._stop_spin),
                                          daemon=True)
         self._spinner.start()
 
@@ -280,13 +203,13 @@ class _Run:
         self.monitor.start()
         self.monitor.mark('start')
         count = len(self.variants)
-        _wait(lambda: all(self.recorder.count(topic) for topic in self.label_topics),
-              self.settings.startup_timeout,
-              f'label_info on {self.label_topics} (models loading)', self.nodes.check_alive)
-        _wait(lambda: self.player.subscriber_count() >= count
-              and all(self.recorder.publisher_count(t) > 0 for t in self.output_topics),
-              60.0, f'the nodes to match {self.player.publish_topic} and {self.output_topics}',
-              self.nodes.check_alive)
+        wait_until(lambda: all(self.recorder.count(topic) for topic in self.label_topics),
+                   self.settings.startup_timeout,
+                   f'label_info on {self.label_topics} (models loading)', self.nodes.check_alive)
+        wait_until(lambda: self.player.subscriber_count() >= count
+                   and all(self.recorder.publisher_count(t) > 0 for t in self.output_topics),
+                   60.0, f'the nodes to match {self.player.publish_topic} and '
+                   f'{self.output_topics}', self.nodes.check_alive)
 
     def warm_up(self, index: int) -> float:
         """Send warm-up frame ``index`` until its outputs are back; return the round trip ms."""
@@ -297,10 +220,10 @@ class _Run:
             if stamp not in self.warmup_stamps:
                 self.warmup_stamps.append(stamp)
             try:
-                _wait(lambda: self.recorder.complete(self.output_topics, stamp), RESEND_S,
-                      'warm-up outputs', self.nodes.check_alive)
+                wait_until(lambda: self.recorder.complete(self.output_topics, stamp), RESEND_S,
+                           'warm-up outputs', self.nodes.check_alive)
                 return (time.monotonic() - sent) * 1000.0
-            except _Timeout:
+            except Timeout:
                 # A best-effort frame can be lost right after discovery: send it again.
                 if time.monotonic() > deadline:
                     raise ReplayError(f'no outputs for warm-up frame {index} within 180 s')
@@ -325,9 +248,9 @@ class _Run:
             # Sleep to the next slot (not a fixed pause): publishing itself takes time.
             time.sleep(max(0.0, start + len(stamps) * interval - time.monotonic()))
         try:
-            _wait(lambda: self.recorder.complete(self.output_topics, stamps[-1]), 60.0,
-                  'the outputs of the last capacity frame', self.nodes.check_alive)
-        except _Timeout:
+            wait_until(lambda: self.recorder.complete(self.output_topics, stamps[-1]), 60.0,
+                       'the outputs of the last capacity frame', self.nodes.check_alive)
+        except Timeout:
             return None
         rates, complete = [], None
         for topic in self.output_topics:
@@ -355,17 +278,17 @@ class _Run:
             frames = self.player.play(on_frame=progress)
         last = frames[-1][0]
         try:
-            _wait(lambda: self.recorder.complete(self.output_topics, last), deadline,
-                  'the outputs of the last frame', self.nodes.check_alive)
-        except _Timeout as error:
+            wait_until(lambda: self.recorder.complete(self.output_topics, last), deadline,
+                       'the outputs of the last frame', self.nodes.check_alive)
+        except Timeout as error:
             LOGGER.warning('%s: %s; scoring what arrived', self.config, error)
         self.monitor.mark('play_end')
         # One more /diagnostics per node, so the recording ends with the final counters.
         seen = self.recorder.count('/diagnostics')
         try:
-            _wait(lambda: self.recorder.count('/diagnostics') >= seen + len(self.variants), 5.0,
-                  'final /diagnostics', self.nodes.check_alive)
-        except _Timeout:
+            wait_until(lambda: self.recorder.count('/diagnostics') >= seen + len(self.variants),
+                       5.0, 'final /diagnostics', self.nodes.check_alive)
+        except Timeout:
             pass
         return frames
 
@@ -400,7 +323,7 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0,
         raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIGURATIONS)}')
     resolve_checkpoints(config, settings.checkpoints)
     run_dir = round_dir(settings.out_dir, config, round_index)
-    _prepare_run_dir(run_dir)
+    prepare_run_dir(run_dir)
     load_at_start = load_average()
     label = f'{config} round {round_index}'
     domain_id = settings.domain_id if settings.domain_id is not None else \
