@@ -43,6 +43,9 @@ OUTPUT_NAMES = tuple(name for task in TASKS for name in TASK_OUTPUTS[task])
 BOX_VARIANCES = (0.1, 0.2)
 # The single input of every exported network: float32 [N, 3, S, S], normalised.
 INPUT_NAME = 'images'
+# The optional second input of a gated multitask export: bool scalar, default True; False
+# skips the segmentation head ('seg_logits' is then zeros). See ``inference.onnx_gate``.
+SEGMENTATION_GATE = 'run_segmentation'
 FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

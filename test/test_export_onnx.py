@@ -74,6 +74,8 @@ def test_export_parity_and_files(exported, kind):
     assert info['output_names'] == names and info['input_size'] == SIZE
     assert info['gflops'] > 0  # recorded for tools without torch (replay's compute limit)
     assert info['dynamic_batch'] == (kind == 'multitask')
+    # Only a network with both heads gets the gate that skips its segmentation head.
+    assert info['segmentation_gate'] == ('run_segmentation' if kind == 'multitask' else None)
     assert set(info['max_abs_diff']) == set(names)
     assert all(0 <= d <= 1e-3 for d in info['max_abs_diff'].values()), info['max_abs_diff']
     card = artifacts.read_export_card(onnx_path, 'onnx')

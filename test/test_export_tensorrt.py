@@ -118,3 +118,29 @@ def test_engine_from_another_tensorrt_is_refused(tmp_path):
     card_path.write_text(yaml.safe_dump(card))
     with pytest.raises(ValueError, match='rebuild it here with: mtl-perception export'):
         create_backend('tensorrt', engine, device='cuda')
+
+
+def test_gated_engine_skips_the_segmentation_head(tmp_path):
+    from mtl_perception.inference.backends import create_backend
+    from mtl_perception.inference.tensorrt_build import build_engine
+
+    checkpoint = make_checkpoint(tmp_path, 'multitask')
+    onnx_path = tmp_path / 'model.onnx'
+    export_checkpoint_onnx(checkpoint, onnx_path, dynamic_batch=True)
+    engine = tmp_path / 'model.engine'
+    info = build_engine(onnx_path, engine, precision='fp32', max_batch=2)
+    assert info['segmentation_gate'] == 'run_segmentation'
+    size = artifacts.read_export_card(engine, 'tensorrt').input_size
+    batch = np.random.default_rng(0).standard_normal((3, 3, size, size), dtype=np.float32)
+    with create_backend('onnxruntime', onnx_path) as reference, \
+            create_backend('tensorrt', engine, device='cuda') as tested:
+        assert tested.skips_segmentation and tested.gate == 'run_segmentation'
+        expected = reference.run(batch)
+        off = tested.run(batch, segmentation=False)  # chunks of 2 + 1
+        on = tested.run(batch)
+    assert list(off) == ['loc', 'scores'] and list(on) == ['loc', 'scores', 'seg_logits']
+    for name in ('loc', 'scores'):
+        np.testing.assert_allclose(off[name], expected[name], atol=1e-3, err_msg=name)
+        np.testing.assert_allclose(off[name], on[name], atol=1e-5, err_msg=name)
+    scale = max(1.0, float(np.abs(expected['seg_logits']).max()))
+    np.testing.assert_allclose(on['seg_logits'], expected['seg_logits'], atol=1e-3 * scale)

@@ -88,6 +88,34 @@ def test_forward_raw_matches_forward(tasks):
         assert torch.allclose(named['seg_logits'], outputs['segmentation'])
 
 
+def test_asked_tasks_run_only_their_heads():
+    torch.manual_seed(0)
+    model = build_model('resnet18_ssd_fcn', num_classes=NUM_CLASSES, input_size=SIZE).eval()
+    calls = []
+    for task in model.tasks:
+        model.heads[task].register_forward_hook(lambda *args, task=task: calls.append(task))
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        full = model.forward_raw(images)
+        assert calls == ['detection', 'segmentation']
+        calls.clear()
+        detection = model.forward_raw(images, ('detection',))
+        assert calls == ['detection']  # the segmentation head did not run
+        calls.clear()
+        segmentation = model(images, tasks=['segmentation'])
+        assert calls == ['segmentation']
+    assert len(detection) == 2
+    assert all(torch.equal(a, b) for a, b in zip(detection, full[:2]))
+    assert list(segmentation) == ['segmentation']
+    assert torch.equal(segmentation['segmentation'], full[2])
+    with pytest.raises(ValueError, match='non-empty'):
+        model(images, tasks=())
+    single = build_model('resnet18_ssd_fcn', num_classes=NUM_CLASSES, input_size=SIZE,
+                         tasks=('detection',))
+    with pytest.raises(ValueError, match=r"\['segmentation'\] are not tasks of this model"):
+        single.forward_raw(images, ('segmentation',))
+
+
 def test_training_step_reaches_every_head():
     model = build_model('mobilenet_v3_large_ssd_fcn', num_classes=NUM_CLASSES,
                         input_size=SIZE).train()

@@ -17,7 +17,10 @@
 from pathlib import Path
 
 from mtl_perception.cli.replay import node_parameters
-from mtl_perception.replay.exports import cached_onnx, checkpoint_digest, onnx_checkpoints
+from mtl_perception.inference import artifacts
+from mtl_perception.model_card import SEGMENTATION_GATE
+from mtl_perception.replay.exports import (cached_onnx, checkpoint_digest, EXPORT_REVISION,
+                                           onnx_checkpoints)
 from mtl_perception.replay.node_processes import node_commands, resolve_checkpoints
 from mtl_perception.variants import CONFIGURATIONS
 import pytest
@@ -29,8 +32,11 @@ def test_exports_are_made_once_per_checkpoint_content(tmp_path):
     cache = tmp_path / 'cache'
     digest = checkpoint_digest(checkpoint)
     export = cached_onnx(checkpoint, cache, progress=False)
-    assert export == cache / 'onnx' / f'test_segmentation-{digest}.onnx'
+    # The revision in the name keeps exports cached by older packages from being reused.
+    assert export == cache / 'onnx' / f'test_segmentation-{digest}-r{EXPORT_REVISION}.onnx'
     assert export.is_file() and export.with_suffix('.yaml').is_file()
+    info = artifacts.read_export_card(export, 'onnx').export['onnx']
+    assert info['dynamic_batch'] is True and info['segmentation_gate'] is None
     written = export.stat().st_mtime_ns
     assert onnx_checkpoints({'segmentation': checkpoint}, cache, progress=False) == \
         {'segmentation': export}
@@ -40,6 +46,18 @@ def test_exports_are_made_once_per_checkpoint_content(tmp_path):
     weights = Path(checkpoint).with_suffix('.safetensors')
     weights.write_bytes(weights.read_bytes() + b' ')
     assert checkpoint_digest(checkpoint) != digest
+
+
+def test_multitask_exports_are_gated_and_batch_cameras(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / 'models', 'multitask')
+    export = cached_onnx(checkpoint, tmp_path / 'cache', progress=False)
+    info = artifacts.read_export_card(export, 'onnx').export['onnx']
+    assert info['dynamic_batch'] is True and info['segmentation_gate'] == SEGMENTATION_GATE
+    # A fixed-batch export under the same name (made by hand, or damaged) is redone.
+    card = artifacts.read_export_card(export, 'onnx')
+    card.with_export('onnx', {**info, 'dynamic_batch': False}).save(artifacts.card_path(export))
+    assert cached_onnx(checkpoint, tmp_path / 'cache', progress=False) == export
+    assert artifacts.read_export_card(export, 'onnx').export['onnx']['dynamic_batch'] is True
 
 
 def test_every_node_gets_the_same_overrides(tmp_path):

@@ -40,6 +40,7 @@ DEPLOYMENT_MODULES = (
     'mtl_perception.inference.backends.tensorrt_backend',
     'mtl_perception.inference.tensorrt_support',
     'mtl_perception.inference.tensorrt_build',
+    'mtl_perception.inference.onnx_gate',
     'mtl_perception.inference.predictor',
     'mtl_perception.inference.decode',
     'mtl_perception.inference.image_decoding',

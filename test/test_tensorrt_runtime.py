@@ -18,8 +18,9 @@ TensorRT without a GPU: shape choices, missing packages, and the code around the
 ``FakeCudart`` stands in for ``cuda.bindings.runtime`` with host memory (a "device"
 address is a ctypes buffer) and counts what is allocated, so leaks show; ``FakeTensorRT``
 stands in for ``tensorrt`` with a builder that calibrates as TensorRT does (at the
-calibration profile's OPT shape) and an engine whose one output is float16. Both are put
-in ``sys.modules``, where ``import_tensorrt`` and ``import_cudart`` find them. The real
+calibration profile's OPT shape) and an engine whose one output is float16, or (``gated``)
+a multitask engine with the segmentation gate as a second input. Both are put in
+``sys.modules``, where ``import_tensorrt`` and ``import_cudart`` find them. The real
 engine is exercised in ``test_export_tensorrt.py`` where TensorRT and a GPU exist.
 """
 
@@ -32,15 +33,19 @@ import types
 from mtl_perception.inference import artifacts
 from mtl_perception.inference import tensorrt_support as support
 from mtl_perception.inference.backends.tensorrt_backend import create, TensorRTBackend
+from mtl_perception.inference.onnx_gate import add_gate
 from mtl_perception.inference.preprocess import preprocess
 from mtl_perception.inference.tensorrt_build import (build_engine, calibration_batch_size,
                                                      profile_shapes)
-from mtl_perception.model_card import ModelCard
+from mtl_perception.model_card import ModelCard, SEGMENTATION_GATE as GATE
 import numpy as np
+import onnx
+from onnx import helper, TensorProto
 from PIL import Image
 import pytest
 
 SIZE, CLASSES, MAX_BATCH = 8, ('ground', 'road'), 4
+ANCHORS = 48  # the gated stand-in predicts [N, 48, 4] boxes (SIZE * SIZE * 3 / 4)
 
 
 class Err(enum.IntEnum):
@@ -70,6 +75,7 @@ class FakeCudart:
     def __init__(self, devices=1, fail=None):
         self.devices, self.fail = devices, dict(fail or {})
         self.device, self.host, self.streams, self.current = {}, {}, set(), 0
+        self.copies = []  # (kind name, destination, source) of every copy
 
     def _ok(self, call, *values):
         return (self.fail.get(call, Err.cudaSuccess), *values)
@@ -126,6 +132,7 @@ class FakeCudart:
 
     def cudaMemcpyAsync(self, dst, src, count, kind, stream):
         assert int(stream) in self.streams
+        self.copies.append((kind.name, dst, src))
         ctypes.memmove(dst, src, count)
         return self._ok('cudaMemcpyAsync')
 
@@ -155,8 +162,10 @@ class FakeTensorRT:
         def __init__(self):
             pass
 
-    def __init__(self, dynamic=True):
-        self.dynamic, self.built = dynamic, None
+    def __init__(self, dynamic=True, gated=False, gate_on_host=False):
+        self.dynamic, self.built, self.parsed = dynamic, None, None
+        # gated: inputs images and the gate; outputs loc, scores and seg_logits.
+        self.gated, self.gate_on_host, self.gates = gated, gate_on_host, []
 
     @staticmethod
     def nptype(dtype):
@@ -209,20 +218,41 @@ class FakeTensorRT:
                     shape = (config.calibration_profile.images[1]
                              if config.calibration_profile else (1, 3, SIZE, SIZE))
                     assert calibrator.get_batch_size() == shape[0]
-                    while (pointers := calibrator.get_batch(['images'])) is not None:
+                    names = ['images', GATE] if trt.gated else ['images']
+                    while (pointers := calibrator.get_batch(names)) is not None:
+                        assert len(pointers) == len(names)
                         trt.built['batches'].append(view(pointers[0], shape,
                                                          np.float32).copy())
+                        if trt.gated:  # the head is calibrated: the gate is True
+                            assert view(pointers[1], (), np.bool_)
                     calibrator.write_calibration_cache(b'scales')
                 return b'fake engine'
 
         return Builder()
 
     def OnnxParser(self, network, logger):  # noqa: N802 (TensorRT's name)
-        return types.SimpleNamespace(parse_from_file=lambda path: True, num_errors=0)
+        trt = self
+
+        def parse_from_file(path):
+            trt.parsed = ('file', path)
+            return True
+
+        def parse(model, path=None):
+            trt.parsed = ('bytes', bytes(model), path)
+            return True
+
+        return types.SimpleNamespace(parse_from_file=parse_from_file, parse=parse,
+                                     num_errors=0)
 
     def Runtime(self, logger):  # noqa: N802 (TensorRT's name)
-        dynamic = self.dynamic
+        trt, dynamic, gated = self, self.dynamic, self.gated
         batch = MAX_BATCH if dynamic else 1
+        inputs = ('images', GATE) if gated else ('images',)
+        outputs = ('loc', 'scores', 'seg_logits') if gated else ('seg_logits',)
+        shapes = {'images': (3, SIZE, SIZE), 'loc': (ANCHORS, 4), 'scores': (ANCHORS, 2),
+                  'seg_logits': (len(CLASSES), SIZE, SIZE)}
+        dtypes = {'images': np.float32, GATE: np.bool_, 'loc': np.float32,
+                  'scores': np.float32, 'seg_logits': np.float16}
 
         class Context:
             """An execution context computing seg_logits = images[:, :1] + class index."""
@@ -237,34 +267,43 @@ class FakeTensorRT:
             def get_tensor_shape(self, name):
                 if name == 'images':
                     return self.shape
-                return (self.shape[0], len(CLASSES), SIZE, SIZE)
+                return () if name == GATE else (self.shape[0], *shapes[name])
 
             def set_tensor_address(self, name, address):
                 self.addresses[name] = address
                 return True
 
+            def _view(self, name):
+                return view(self.addresses[name], self.get_tensor_shape(name), dtypes[name])
+
             def execute_async_v3(self, stream):
                 assert isinstance(stream, int)
-                images = view(self.addresses['images'], self.shape, np.float32)
-                logits = view(self.addresses['seg_logits'], self.get_tensor_shape('x'),
-                              np.float16)
-                logits[...] = images[:, :1] + np.arange(len(CLASSES))[None, :, None, None]
+                images = self._view('images')
+                head = True
+                if gated:
+                    # Device and host memory are both host memory in FakeCudart.
+                    head = bool(self._view(GATE))
+                    trt.gates.append(head)
+                    self._view('loc')[...] = images[:, :1, 0, :4]
+                    self._view('scores')[...] = 0.5
+                logits = self._view('seg_logits')
+                logits[...] = (images[:, :1] + np.arange(len(CLASSES))[None, :, None, None]
+                               if head else 0)
                 return True
 
         class Engine:
-            num_io_tensors = 2
-            get_tensor_name = staticmethod(lambda i: ('images', 'seg_logits')[i])
-            get_tensor_mode = staticmethod(lambda name: 'in' if name == 'images' else 'out')
-            get_tensor_dtype = staticmethod(
-                lambda name: np.float32 if name == 'images' else np.float16)
+            num_io_tensors = len(inputs) + len(outputs)
+            get_tensor_name = staticmethod(lambda i: (*inputs, *outputs)[i])
+            get_tensor_mode = staticmethod(lambda name: 'in' if name in inputs else 'out')
+            get_tensor_dtype = staticmethod(lambda name: dtypes[name])
+            is_shape_inference_io = staticmethod(lambda name: trt.gate_on_host and name == GATE)
             get_tensor_profile_shape = staticmethod(
                 lambda name, index: [(1, 3, SIZE, SIZE)] * 2 + [(batch, 3, SIZE, SIZE)])
             create_execution_context = staticmethod(Context)
 
             @staticmethod
             def get_tensor_shape(name):
-                channels = 3 if name == 'images' else len(CLASSES)
-                return (-1 if dynamic else 1, channels, SIZE, SIZE)
+                return () if name == GATE else (-1 if dynamic else 1, *shapes[name])
 
         return types.SimpleNamespace(
             deserialize_cuda_engine=lambda data: Engine() if data == b'fake engine' else None)
@@ -456,7 +495,108 @@ def test_int8_build_calibrates_at_the_profile_batch(tmp_path, cudart, trt, dynam
     assert info['rebuild_command'].endswith(f'--calibration-images {used}'
                                             + (f' --max-batch {max_batch}' if dynamic else ''))
     assert (tmp_path / 'model.calibration.cache').read_bytes() == b'scales'
+    # An ungated export is parsed from its file, as it is.
+    assert trt.parsed == ('file', str((tmp_path / 'model.onnx').resolve()))
+    assert info['segmentation_gate'] is None
     assert cudart.held() == 0  # the calibrator's buffers are freed after the build
     with create(tmp_path / 'model', device='cuda') as backend:  # the card says it runs here
         assert backend.run(reference[:1])['seg_logits'].shape == (1, 2, SIZE, SIZE)
+    assert cudart.held() == 0
+
+
+def multitask_card(fmt, info) -> ModelCard:
+    card = ModelCard(name='fake', architecture='fake', tasks=('detection', 'segmentation'),
+                     input_size=SIZE, classes={'detection': ('car',),
+                                               'segmentation': CLASSES}).validate()
+    return card.with_export(fmt, info)
+
+
+def gated_onnx(path):
+    """Write a tiny gated multitask graph (loc and scores from images, a 1x1 conv head)."""
+    def constant(name, values):
+        return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+    nodes = [
+        helper.make_node('Reshape', ['images', 'loc_shape'], ['loc']),
+        helper.make_node('Slice', ['loc', 'starts', 'ends', 'axes'], ['pairs']),
+        helper.make_node('Softmax', ['pairs'], ['scores'], axis=-1),
+        helper.make_node('Conv', ['images', 'weight'], ['head']),
+        helper.make_node('Relu', ['head'], ['seg_logits']),
+    ]
+    weight = helper.make_tensor('weight', TensorProto.FLOAT, [len(CLASSES), 3, 1, 1],
+                                [0.5] * (3 * len(CLASSES)))
+    graph = helper.make_graph(
+        nodes, 'tiny', [helper.make_tensor_value_info('images', TensorProto.FLOAT,
+                                                      [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info('loc', TensorProto.FLOAT, [1, ANCHORS, 4]),
+         helper.make_tensor_value_info('scores', TensorProto.FLOAT, [1, ANCHORS, 2]),
+         helper.make_tensor_value_info('seg_logits', TensorProto.FLOAT,
+                                       [1, len(CLASSES), SIZE, SIZE])],
+        [constant('loc_shape', [1, ANCHORS, 4]), constant('starts', [0]),
+         constant('ends', [2]), constant('axes', [2]), weight])
+    model = add_gate(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]))
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    multitask_card('onnx', {'file': path.name, 'segmentation_gate': GATE}).save(
+        artifacts.card_path(path))
+    np.save(artifacts.anchors_path(path), np.full((ANCHORS, 4), 0.5, np.float32))
+
+
+@pytest.mark.parametrize('gate_on_host', [False, True])
+def test_gated_build_makes_the_gate_an_engine_input(tmp_path, cudart, trt, gate_on_host):
+    gated_onnx(tmp_path / 'model.onnx')
+    folder = tmp_path / 'calibration'
+    folder.mkdir()
+    for index in range(2):
+        picture = np.full((12, 10, 3), 40 * index, np.uint8)
+        Image.fromarray(picture).save(folder / f'{index}.png')
+    trt.gated = True  # the network TensorRT sees has the gate as a second input
+    info = build_engine(tmp_path / 'model.onnx', tmp_path / 'model.engine', precision='int8',
+                        calibration_data=folder)
+    assert info['segmentation_gate'] == GATE and info['calibration_batch'] == 2
+    assert len(trt.built['batches']) == 1
+    assert cudart.held() == 0
+    # TensorRT parsed bytes in which the gate is an input without its default (True):
+    # with the default it would be folded as a build-time constant.
+    kind, data, _ = trt.parsed
+    parsed = onnx.load_from_string(data)
+    assert kind == 'bytes' and GATE in [i.name for i in parsed.graph.input]
+    assert GATE not in [t.name for t in parsed.graph.initializer]
+    assert [n.op_type for n in parsed.graph.node][-1] == 'If'
+    # The file itself keeps its default for ONNX Runtime.
+    assert GATE in [t.name for t in onnx.load(str(tmp_path / 'model.onnx')).graph.initializer]
+
+    trt.gate_on_host = gate_on_host
+    with create(tmp_path / 'model', device='cuda') as backend:
+        assert backend.skips_segmentation and backend.gate == GATE
+        batch = np.random.default_rng(0).random((6, 3, SIZE, SIZE), dtype=np.float32)
+        cudart.copies.clear()
+        off = backend.run(batch, segmentation=False)  # two chunks: 4 + 2
+        assert trt.gates == [False, False] and list(off) == ['loc', 'scores']
+        copied_back = [source for kind, _, source in cudart.copies
+                       if kind == 'cudaMemcpyDeviceToHost']
+        assert backend.device['loc'] in copied_back
+        assert backend.device['seg_logits'] not in copied_back
+        # The gate travels to the device, unless TensorRT reads it from the host.
+        gate_copies = [kind for kind, destination, _ in cudart.copies
+                       if destination == backend.device.get(GATE)]
+        assert gate_copies == ([] if gate_on_host else ['cudaMemcpyHostToDevice'] * 2)
+        on = backend.run(batch)
+        assert trt.gates[2:] == [True, True]
+        expected = batch[:, :1] + np.arange(len(CLASSES), dtype=np.float32)[None, :, None, None]
+        np.testing.assert_allclose(on['seg_logits'], expected, atol=1e-2)
+        np.testing.assert_array_equal(on['loc'], off['loc'])
+    assert cudart.held() == 0
+
+
+def test_engine_without_gate_skips_only_the_copy(tmp_path, cudart, trt):
+    engine = tmp_path / 'model.engine'
+    engine.write_bytes(b'fake engine')
+    with TensorRTBackend(engine, make_card('tensorrt', HERE), None) as backend:
+        assert not backend.skips_segmentation and backend.gate is None
+        batch = np.zeros((2, 3, SIZE, SIZE), np.float32)
+        cudart.copies.clear()
+        assert backend.run(batch, segmentation=False) == {}  # nothing else to compute
+        assert cudart.copies == []
+        assert backend.run(batch)['seg_logits'].shape == (2, len(CLASSES), SIZE, SIZE)
     assert cudart.held() == 0

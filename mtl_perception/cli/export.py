@@ -19,11 +19,15 @@ ONNX::
 
     mtl-perception export --checkpoint CKPT --format onnx [--output PATH.onnx]
         [--input-size N] [--dynamic-batch] [--opset 17] [--tolerance 1e-3]
+        [--no-segmentation-gate]
 
 writes ``PATH.onnx`` (default: ``<checkpoint stem>.onnx`` beside the checkpoint), the
 card ``PATH.yaml`` and, for detection, the default boxes ``PATH.anchors.npy``; the export
 is verified with ONNX Runtime against PyTorch on synthetic aerial images and nothing is
-written when an output differs above the tolerance (exit code 2).
+written when an output differs above the tolerance (exit code 2). A multitask export gets
+the segmentation gate, an optional bool input ``run_segmentation`` (default true) that
+skips the segmentation head when false; the TensorRT engine built from it keeps the gate
+as an input.
 
 TensorRT (needs the optional ``tensorrt`` package and a CUDA GPU)::
 
@@ -59,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--exporter', default='torchscript', choices=['torchscript', 'dynamo'],
                         help='torch.onnx exporter (default: torchscript; dynamo needs '
                              'onnxscript and opset >= 18)')
+    parser.add_argument('--no-segmentation-gate', dest='segmentation_gate',
+                        action='store_false',
+                        help='multitask: export without the run_segmentation input that lets '
+                             'a node skip the segmentation head on frames needing no mask')
     parser.add_argument('--tolerance', type=float, default=1e-3,
                         help='largest allowed |ONNX Runtime - PyTorch| relative to '
                              'max(1, max |output|) (default: %(default)g)')
@@ -96,9 +104,13 @@ def _export_onnx(args: argparse.Namespace, output: Path) -> dict:
     info = export_checkpoint_onnx(
         args.checkpoint, output, input_size=args.input_size, opset=args.opset,
         dynamic_batch=args.dynamic_batch, tolerance=args.tolerance, exporter=args.exporter,
-        images=verification_images(args.verify_images), progress=sys.stdout)
+        images=verification_images(args.verify_images), progress=sys.stdout,
+        segmentation_gate=args.segmentation_gate)
+    gate = info.get('segmentation_gate')
     print(f'wrote {output} (opset {info["opset"]}, input {info["input_size"]} px, batch '
-          f'{"dynamic" if info["dynamic_batch"] else 1}) with its card and default boxes')
+          f'{"dynamic" if info["dynamic_batch"] else 1}'
+          f'{f", segmentation gate input {gate} (default true)" if gate else ""}) with its '
+          'card and default boxes')
     return info
 
 
@@ -137,7 +149,9 @@ def main(args: argparse.Namespace) -> int:
                         calibration_data=args.calibration_data,
                         calibration_images=args.calibration_images,
                         max_batch=args.max_batch, device=args.device, progress=sys.stdout)
+    gate = info.get('segmentation_gate')
     print(f'wrote {output} ({info["precision"]}, TensorRT {info["build"]["tensorrt_version"]}, '
           f'{info["build"]["device_name"]}, compute capability '
-          f'{info["build"]["compute_capability"]})')
+          f'{info["build"]["compute_capability"]}'
+          f'{f", segmentation gate input {gate}" if gate else ""})')
     return 0

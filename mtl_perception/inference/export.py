@@ -21,11 +21,20 @@ The exported graph is ``MultiTaskModel.forward_raw``: input ``images`` float32
 N is 1, or any size with ``dynamic_batch``. The card and the default boxes are written
 beside the file (see ``inference.artifacts``).
 
+A multitask export is gated (``inference.onnx_gate``): a second, optional bool scalar
+input ``run_segmentation`` (default True) skips the segmentation head when False, so a
+frame that needs only boxes does not pay for the mask ('seg_logits' is then zeros). The
+card records it as ``export.onnx.segmentation_gate: run_segmentation`` (None: ungated,
+as single-task exports and exports made with ``segmentation_gate=False`` are).
+
 Verification runs sample images through the shared preprocessing, then through PyTorch
 and through an ONNX Runtime CPU session (all graph optimisations on, as deployed). An
 output passes when its largest absolute difference is at most ``tolerance`` times its
 scale, ``max(1, max |PyTorch output|)``: logits of a trained network reach tens, and
-float32 rounding grows with the values. Nothing is written unless every output passes.
+float32 rounding grows with the values. A gated export is also run with the gate False:
+'loc' and 'scores' must not change (same tolerance) and 'seg_logits' must be zeros, which
+also proves that ONNX Runtime's optimisations kept the gate. Nothing is written unless
+every check passes.
 
 A different input size than the checkpoint's rebuilds the network at that size from the
 card (new default boxes) and copies the weights in; architectures whose layers depend
@@ -39,10 +48,11 @@ import tempfile
 from typing import Sequence, TextIO
 import warnings
 
-from mtl_perception.inference import artifacts
+from mtl_perception.inference import artifacts, onnx_gate
+from mtl_perception.inference.backends.onnxruntime_backend import session_gate
 from mtl_perception.inference.checkpoint import build_from_card, load_checkpoint
 from mtl_perception.inference.preprocess import preprocess
-from mtl_perception.model_card import INPUT_NAME, ModelCard, utc_now
+from mtl_perception.model_card import INPUT_NAME, ModelCard, SEGMENTATION_GATE, utc_now
 from mtl_perception.modeling import MultiTaskModel
 from mtl_perception.modeling.flops import count_gflops
 import numpy as np
@@ -131,6 +141,15 @@ def _run_exporter(wrapper: torch.nn.Module, path: Path, size: int, names: list[s
                               do_constant_folding=True, dynamo=False)
 
 
+def _gate(path: Path, card: ModelCard) -> None:
+    """Gate the segmentation head of the multitask export at ``path`` in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    gated = onnx_gate.add_gate(model, (len(card.classes['segmentation']), card.input_size))
+    onnx.save(gated, str(path))
+
+
 def _torch_outputs(model: MultiTaskModel, batch: np.ndarray) -> dict[str, np.ndarray]:
     with torch.inference_mode():
         outputs = model.forward_raw(torch.from_numpy(batch))
@@ -143,7 +162,12 @@ def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: Model
     """
     Compare ONNX Runtime (CPU) with PyTorch on ``images``; return per-output statistics.
 
-    :return: ``{output: {'max_abs_diff', 'scale', 'passed'}}``.
+    A gated export (see the module doc) is also run with the gate False.
+
+    :return: ``{output: {'max_abs_diff', 'scale', 'passed'}}``; for a gated export each
+        detection output also has 'gate_off_max_abs_diff' (its change with the gate
+        False) and 'seg_logits' 'gate_off_max_abs' (its largest value then, 0 expected),
+        both counted in 'passed'.
     """
     import onnxruntime
 
@@ -156,10 +180,16 @@ def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: Model
     # A dynamic export runs the whole batch at once, which also checks the batch axis.
     chunks = [batch] if dynamic_batch else [batch[i:i + 1] for i in range(len(batch))]
     names = list(model.output_names)
+    gate = session_gate(session)
     onnx_parts = {name: [] for name in names}
+    off_parts = {name: [] for name in names}
     for chunk in chunks:
         for name, value in zip(names, session.run(names, {INPUT_NAME: chunk})):
             onnx_parts[name].append(value)
+        if gate is not None:
+            feed = {INPUT_NAME: chunk, gate: np.array(False)}
+            for name, value in zip(names, session.run(names, feed)):
+                off_parts[name].append(value)
     reference = _torch_outputs(model, batch)
     stats = {}
     for name in names:
@@ -169,9 +199,35 @@ def verify_onnx(onnx_path: str | os.PathLike, model: MultiTaskModel, card: Model
                                           f'PyTorch {list(reference[name].shape)}')
         diff = float(np.abs(exported.astype(np.float64) - reference[name]).max())
         scale = max(1.0, float(np.abs(reference[name]).max()))
-        stats[name] = {'max_abs_diff': diff, 'scale': scale,
-                       'passed': bool(np.isfinite(diff) and diff <= tolerance * scale)}
+        entry = {'max_abs_diff': diff, 'scale': scale,
+                 'passed': bool(np.isfinite(diff) and diff <= tolerance * scale)}
+        if gate is not None:
+            off = np.concatenate(off_parts[name])
+            if off.shape != exported.shape:
+                raise ExportVerificationError(
+                    f'ONNX output {name} has shape {list(off.shape)} with {gate} False, '
+                    f'{list(exported.shape)} with it True')
+            if name == 'seg_logits':
+                # Not zeros: the head ran anyway (e.g. the gate was folded as a constant).
+                entry['gate_off_max_abs'] = float(np.abs(off).max())
+                entry['passed'] &= entry['gate_off_max_abs'] == 0.0
+            else:
+                change = float(np.abs(off.astype(np.float64) - exported).max())
+                entry['gate_off_max_abs_diff'] = change
+                entry['passed'] &= bool(np.isfinite(change) and change <= tolerance * scale)
+        stats[name] = entry
     return stats
+
+
+def _failure(entry: dict, tolerance: float) -> str:
+    """Say why one output's verification failed."""
+    if not entry['max_abs_diff'] <= tolerance * entry['scale']:
+        return f'{entry["max_abs_diff"]:.3e} > {tolerance:g} x {entry["scale"]:.3g}'
+    if entry.get('gate_off_max_abs', 0.0) != 0.0:
+        return (f'not zeros with {SEGMENTATION_GATE} False (max |output| '
+                f'{entry["gate_off_max_abs"]:.3e}: the head ran)')
+    return (f'changes by {entry.get("gate_off_max_abs_diff", float("nan")):.3e} with '
+            f'{SEGMENTATION_GATE} False')
 
 
 def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.PathLike, *,
@@ -179,7 +235,7 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
                       tolerance: float = DEFAULT_TOLERANCE,
                       images: Sequence[np.ndarray] | None = None,
                       source: str | None = None, progress: TextIO | None = None,
-                      exporter: str = 'torchscript') -> dict:
+                      exporter: str = 'torchscript', segmentation_gate: bool = True) -> dict:
     """
     Export ``model`` (described by ``card``) to ``output`` and verify it; see the module doc.
 
@@ -193,6 +249,8 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
     :param source: what the network came from (recorded in the card).
     :param progress: where to print the verification table (None: silent).
     :param exporter: 'torchscript' (``torch.onnx.export(dynamo=False)``) or 'dynamo'.
+    :param segmentation_gate: gate the segmentation head of a multitask network (see the
+        module doc); False writes the plain graph, as exports before the gate were.
     :return: the ``export.onnx`` card entry written.
     :raises ExportVerificationError: an output differs above the tolerance (nothing written).
     """
@@ -214,6 +272,7 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
     wrapper = _RawOutputs(model).eval()  # eval on the wrapper too: export restores its mode
     size = card.input_size
     names = list(model.output_names)
+    gated = bool(segmentation_gate) and set(model.tasks) == {'detection', 'segmentation'}
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(suffix='.onnx', prefix=f'.{output.stem}.',
                                         dir=output.parent)
@@ -222,20 +281,26 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
     try:
         _run_exporter(wrapper, tmp, size, names, opset=opset, dynamic_batch=dynamic_batch,
                       exporter=exporter)
-        onnx.checker.check_model(str(tmp))
+        if gated:
+            _gate(tmp, card)
+        onnx.checker.check_model(str(tmp), full_check=True)
         stats = verify_onnx(tmp, model, card, images, dynamic_batch=dynamic_batch,
                             tolerance=tolerance)
         if progress is not None:
             print(f'ONNX Runtime {onnxruntime.__version__} (CPU) vs PyTorch on {len(images)} '
                   f'images, tolerance {tolerance:g} x max(1, max |output|):', file=progress)
             for name, entry in stats.items():
+                off = ''
+                if 'gate_off_max_abs_diff' in entry:
+                    off = f'  gate off: change {entry["gate_off_max_abs_diff"]:.3e}'
+                elif 'gate_off_max_abs' in entry:
+                    off = f'  gate off: max |output| {entry["gate_off_max_abs"]:.3e}'
                 print(f'  {name:<11} max |diff| {entry["max_abs_diff"]:.3e}  scale '
-                      f'{entry["scale"]:.3g}  {"ok" if entry["passed"] else "FAILED"}',
+                      f'{entry["scale"]:.3g}{off}  {"ok" if entry["passed"] else "FAILED"}',
                       file=progress, flush=True)
         failed = [name for name, entry in stats.items() if not entry['passed']]
         if failed:
-            detail = ', '.join(f'{n} {stats[n]["max_abs_diff"]:.3e} > {tolerance:g} x '
-                               f'{stats[n]["scale"]:.3g}' for n in failed)
+            detail = ', '.join(f'{n} {_failure(stats[n], tolerance)}' for n in failed)
             raise ExportVerificationError(
                 f'ONNX Runtime differs from PyTorch above the tolerance ({detail}); '
                 f'{output} was not written')
@@ -245,6 +310,8 @@ def export_model_onnx(model: MultiTaskModel, card: ModelCard, output: str | os.P
             'opset': int(opset),
             'exporter': exporter,
             'input_name': INPUT_NAME,
+            # The optional bool input that skips the segmentation head (None: ungated).
+            'segmentation_gate': SEGMENTATION_GATE if gated else None,
             'output_names': names,
             'input_size': size,
             # Compute per image: tools without torch (replay) bound speed ratios with it.

@@ -18,6 +18,12 @@ The Predictor: image -> preprocess -> backend -> decode/NMS and mask -> Predicti
 Everything except running the network is done here, once for all backends, with the
 torch-free decoding of ``inference.decode``: a Predictor on ONNX Runtime or TensorRT runs
 with numpy alone.
+
+The mask is computed only for images that ask for it (``segmentation``), so a node can
+publish masks at a lower rate than detections: when no image of a batch needs one, the
+backend runs without the segmentation head (``skips_segmentation`` says whether it can
+really leave the head out; an export made before the gate runs the whole network), and
+masks are decoded and resized only for the images that asked.
 """
 
 from dataclasses import dataclass, field
@@ -42,7 +48,8 @@ class Prediction:
         scores: float32 ``[M]``, descending.
         labels: int64 ``[M]`` 0-based detection class indices (no background).
         mask: uint8 ``[H, W]`` segmentation class index per pixel at the original image
-            size, or None when the model has no segmentation task.
+            size, or None when the model has no segmentation task or the image was
+            predicted with ``segmentation=False``.
         timings: milliseconds spent in 'preprocess', 'inference' and 'postprocess'.
 
     Boxes, scores and labels are empty arrays (never None) when nothing is found or
@@ -58,6 +65,23 @@ class Prediction:
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
+
+
+def _segmentation_flags(segmentation: bool | Sequence[bool], count: int) -> list[bool]:
+    """Return one bool per image from one flag or a list of ``count`` flags."""
+    if isinstance(segmentation, (bool, np.bool_)):
+        return [bool(segmentation)] * count
+    sequence = isinstance(segmentation, (Sequence, np.ndarray))
+    if isinstance(segmentation, (str, bytes)) or not sequence:
+        raise ValueError('segmentation must be a bool or a sequence of bools, got '
+                         f'{type(segmentation).__name__}')
+    flags = list(segmentation)
+    if len(flags) != count:
+        raise ValueError(f'segmentation has {len(flags)} flags for {count} images')
+    wrong = [f for f in flags if not isinstance(f, (bool, np.bool_))]
+    if wrong:
+        raise ValueError(f'segmentation flags must be bools, got {wrong[:3]!r}')
+    return [bool(f) for f in flags]
 
 
 class Predictor:
@@ -134,26 +158,42 @@ class Predictor:
             raise RuntimeError('the predictor is closed')
         return self.backend
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    @property
+    def skips_segmentation(self) -> bool:
+        """Whether predicting without segmentation really skips the segmentation head."""
+        return bool(getattr(self._backend(), 'skips_segmentation', False))
+
+    def predict(self, image: np.ndarray, segmentation: bool = True) -> Prediction:
         """
         Detect and/or segment one image.
 
         Inputs:
             image: uint8 ``[H, W, 3]`` RGB.
+            segmentation: False: no mask (``mask`` None) and no segmentation head run
+                where the backend can skip it.
 
         Errors:
             ValueError: naming the shape when the image is not a non-empty uint8
                 ``[H, W, 3]`` array.
         """
-        return self.predict_batch([image])[0]
+        return self.predict_batch([image], segmentation=segmentation)[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      segmentation: bool | Sequence[bool] = True) -> list[Prediction]:
         """
         Predict several images (any sizes) in one network run.
+
+        :param images: uint8 ``[H, W, 3]`` RGB images.
+        :param segmentation: whether each image needs its mask: one flag for all, or one
+            per image. Images without have ``mask`` None. When none needs it, the network
+            runs without the segmentation head; otherwise the head runs for the whole
+            batch and only the asked masks are decoded.
+        :raises ValueError: a bad image, or a flag list of another length than ``images``.
 
         Each Prediction's 'inference' timing is the batch's run time divided evenly.
         """
         backend = self._backend()
+        flags = _segmentation_flags(segmentation, len(images))
         if len(images) == 0:
             return []
         for image in images:
@@ -168,13 +208,13 @@ class Predictor:
         start = time.perf_counter()
         # Backends run synchronously and return new arrays, so the buffer is free to be
         # overwritten by the next call once run() has returned.
-        outputs = backend.run(batch)
+        outputs = backend.run(batch, segmentation=any(flags))
         infer_ms = _ms_since(start) / len(images)
         predictions = []
         for index, image in enumerate(images):
             start = time.perf_counter()
             boxes, scores, labels = self._detections(outputs, index, image.shape[:2])
-            mask = self._mask(outputs, index, image.shape[:2])
+            mask = self._mask(outputs, index, image.shape[:2]) if flags[index] else None
             predictions.append(Prediction(
                 boxes=boxes, scores=scores, labels=labels, mask=mask,
                 timings={'preprocess': pre_ms[index], 'inference': infer_ms,

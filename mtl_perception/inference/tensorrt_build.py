@@ -29,6 +29,14 @@ A dynamic-batch ONNX file gets one optimisation profile, tuned for one image per
 profile of its own whose MIN = OPT = MAX is the calibration batch, so the batches the
 calibrator feeds always match the shape TensorRT calibrates with (``profile_shapes``).
 
+A gated multitask export (``export.onnx.segmentation_gate`` in its card, see
+``inference.onnx_gate``) is parsed from the bytes of a copy whose gate has no default:
+TensorRT's parser would fold the default initializer as a build-time constant and keep
+only the head. The engine then has a second input, the bool scalar ``run_segmentation``,
+which the tensorrt backend sets per run (``export.tensorrt.segmentation_gate`` records
+it). Untested on hardware so far (no GPU where it was written): how TensorRT builds the
+``If`` node; the tests check the parsed model on a stand-in parser.
+
 The engine goes to ``<stem>.engine``; its card (``<stem>.yaml``, shared with an ONNX
 export of the same stem) gets an ``export.tensorrt`` entry that records the build
 target (see ``tensorrt_support``), precision, batch range and source ONNX file.
@@ -47,7 +55,7 @@ from mtl_perception.inference.tensorrt_support import (build_target, cuda_call,
                                                        cuda_device_index, CudaMemory,
                                                        import_cudart, import_tensorrt,
                                                        rebuild_command)
-from mtl_perception.model_card import ModelCard
+from mtl_perception.model_card import ModelCard, SEGMENTATION_GATE
 import numpy as np
 from PIL import Image
 
@@ -119,8 +127,11 @@ def make_calibrator(trt, files: list[Path], card: ModelCard, batch_size: int, ca
     """
     Return an ``IInt8EntropyCalibrator2`` over ``files`` that caches to ``cache``.
 
-    :param memory: where its one device buffer (and page-locked host buffer) is allocated;
+    :param memory: where its device buffers (and page-locked host buffers) are allocated;
         the caller closes it after the build.
+
+    A gated network's second input, the segmentation gate, is fed True (one device byte),
+    so the segmentation head is calibrated too.
     """
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         """Feed preprocessed images to TensorRT through one reused device buffer."""
@@ -130,6 +141,9 @@ def make_calibrator(trt, files: list[Path], card: ModelCard, batch_size: int, ca
             shape = (batch_size, 3, card.input_size, card.input_size)
             self.host = memory.host_array(shape, np.float32)
             self.device = memory.device_buffer(self.host.nbytes)
+            self.gate = memory.device_buffer(1)
+            memory.copy_to_device(self.gate, np.ones((), np.bool_))
+            memory.synchronize()
             self.batches = calibration_batches(files, card, batch_size)
 
         def get_batch_size(self) -> int:
@@ -142,7 +156,7 @@ def make_calibrator(trt, files: list[Path], card: ModelCard, batch_size: int, ca
             self.host[...] = batch
             memory.copy_to_device(self.device, self.host)
             memory.synchronize()
-            return [self.device]
+            return [self.gate if name == SEGMENTATION_GATE else self.device for name in names]
 
         def read_calibration_cache(self, *args):
             return cache.read_bytes() if cache.is_file() else None
@@ -151,6 +165,22 @@ def make_calibrator(trt, files: list[Path], card: ModelCard, batch_size: int, ca
             cache.write_bytes(bytes(data))
 
     return EntropyCalibrator()
+
+
+def onnx_to_parse(onnx_path: Path, card: ModelCard) -> bytes | None:
+    """
+    Return the model bytes TensorRT should parse, or None to parse the file as it is.
+
+    A gated export (its card says so) comes back with its gate made a required input.
+    """
+    if card.export.get('onnx', {}).get('segmentation_gate') != SEGMENTATION_GATE:
+        return None
+    import onnx
+
+    from mtl_perception.inference.onnx_gate import runtime_gate_model
+
+    # External data (none in our exports) would be looked up beside onnx_path.
+    return runtime_gate_model(onnx.load(str(onnx_path))).SerializeToString()
 
 
 def _profile(builder, shapes: tuple[Shape, Shape, Shape]):
@@ -196,11 +226,15 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    model_bytes = onnx_to_parse(onnx_path, card)
+    parsed = (parser.parse_from_file(str(onnx_path)) if model_bytes is None
+              else parser.parse(model_bytes, str(onnx_path)))
+    if not parsed:
         errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ValueError(f'{onnx_path}: TensorRT cannot parse the ONNX file: {errors}')
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    # Input 0 is images (the gate, when there is one, comes second).
     dynamic = network.get_input(0).shape[0] == -1
     max_batch = int(max_batch) if dynamic else 1
     if max_batch < 1:
@@ -244,6 +278,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         'input_size': size,
         'max_batch': max_batch,
         'onnx': str(onnx_path),
+        'segmentation_gate': SEGMENTATION_GATE if model_bytes is not None else None,
         'calibration_data': str(Path(calibration_data).resolve()) if files else None,
         'calibration_images': used,
         'calibration_batch': calibration_batch or None,

@@ -39,7 +39,9 @@ class MultiTaskModel(nn.Module):
         depend on it); None accepts any square input (segmentation only).
 
     ``forward`` returns ``{'detection': {'loc': [N, A, 4], 'logits': [N, A, C + 1]},
-    'segmentation': [N, K, S, S]}`` restricted to ``tasks``.
+    'segmentation': [N, K, S, S]}`` restricted to ``tasks``; a subset of them may be asked
+    for per call (the backbone still runs once), so a deployment can skip a head on frames
+    that do not need its output.
     """
 
     def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module],
@@ -72,37 +74,56 @@ class MultiTaskModel(nn.Module):
                              f'input size {self.input_size} (expected [N, 3, '
                              f'{self.input_size}, {self.input_size}])')
 
-    def forward(self, images: torch.Tensor) -> dict:
+    def _asked(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
+        """Return ``tasks`` (default: all of the model's) in canonical order."""
+        if tasks is None:
+            return self.tasks
+        asked = validate_tasks(tasks)
+        foreign = [t for t in asked if t not in self.tasks]
+        if foreign:
+            raise ValueError(f'tasks {foreign} are not tasks of this model '
+                             f'{list(self.tasks)}')
+        return asked
+
+    def forward(self, images: torch.Tensor, tasks: Sequence[str] | None = None) -> dict:
         """
-        Run the backbone once and every head on its features.
+        Run the backbone once and the heads of ``tasks`` on its features.
 
         :param images: float ``[N, 3, S, S]``, normalised.
+        :param tasks: non-empty subset of the model's tasks whose heads run (default: all);
+            the heads of the other tasks are not computed.
 
-        :return: dict with 'detection' -> {'loc', 'logits'} and/or 'segmentation' -> logits.
+        :return: dict with 'detection' -> {'loc', 'logits'} and/or 'segmentation' -> logits,
+            for the tasks run.
+        :raises ValueError: bad image shape, or ``tasks`` not a subset of the model's.
         """
         self._check_input(images)
+        run = self._asked(tasks)
         features = self.backbone(images)
         outputs: dict = {}
-        if 'detection' in self.tasks:
+        if 'detection' in run:
             loc, logits = self.heads['detection'](features)
             outputs['detection'] = {'loc': loc, 'logits': logits}
-        if 'segmentation' in self.tasks:
+        if 'segmentation' in run:
             outputs['segmentation'] = self.heads['segmentation'](
                 features, (images.shape[2], images.shape[3]))
         return outputs
 
-    def forward_raw(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward_raw(self, images: torch.Tensor,
+                    tasks: Sequence[str] | None = None) -> tuple[torch.Tensor, ...]:
         """
-        Plain-tensor outputs for export, in the order of ``output_names``.
+        Plain-tensor outputs for export, in the order of ``output_names(tasks)``.
 
         'loc' ``[N, A, 4]`` encoded offsets, 'scores' ``[N, A, C + 1]`` softmax
         probabilities, 'seg_logits' ``[N, K, S, S]``; decoding and NMS happen outside.
+
+        :param tasks: as in ``forward`` (default: all, i.e. ``self.output_names``).
         """
-        outputs = self.forward(images)
+        outputs = self.forward(images, tasks)
         raw: list[torch.Tensor] = []
-        if 'detection' in self.tasks:
+        if 'detection' in outputs:
             raw.append(outputs['detection']['loc'])
             raw.append(outputs['detection']['logits'].softmax(dim=-1))
-        if 'segmentation' in self.tasks:
+        if 'segmentation' in outputs:
             raw.append(outputs['segmentation'])
         return tuple(raw)

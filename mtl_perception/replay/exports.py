@@ -16,9 +16,14 @@
 ONNX exports of the replayed checkpoints, made once and cached by checkpoint content.
 
 The CPU deployment path runs the nodes with ONNX Runtime. A replay with that backend exports
-each checkpoint (weights + model card) into ``<cache>/onnx/<stem>-<digest>.onnx``, where the
-digest hashes both files, so a retrained model gets a new export and an unchanged one is
-never exported twice. The export is verified against PyTorch by ``inference.export``.
+each checkpoint (weights + model card) into ``<cache>/onnx/<stem>-<digest>-r<revision>.onnx``,
+where the digest hashes both files, so a retrained model gets a new export and an unchanged one
+is never exported twice. The export is verified against PyTorch by ``inference.export``.
+
+The exports have a dynamic batch axis (a node batches the frames of several cameras) and a
+multitask export is gated (``inference.onnx_gate``: the node can skip the segmentation head on
+frames that publish no mask). ``EXPORT_REVISION`` names how the cache exports are made: it
+changes whenever that does, so exports cached by an older package are not reused.
 """
 
 import hashlib
@@ -28,7 +33,11 @@ from typing import Optional
 
 from mtl_perception.inference import artifacts
 
-__all__ = ['cached_onnx', 'checkpoint_digest', 'default_cache', 'onnx_checkpoints']
+__all__ = ['cached_onnx', 'checkpoint_digest', 'default_cache', 'EXPORT_REVISION',
+           'onnx_checkpoints']
+
+# 1: fixed batch of 1, ungated; 2: dynamic batch, segmentation gate on multitask models.
+EXPORT_REVISION = 2
 
 
 def default_cache() -> Path:
@@ -51,14 +60,15 @@ def checkpoint_digest(checkpoint: Path) -> str:
 
 
 def _complete(target: Path) -> bool:
-    """Whether ``target`` and the card and default boxes beside it read back."""
+    """Whether ``target`` and the card and default boxes beside it read back, as made now."""
     if not target.is_file():
         return False
     try:
-        artifacts.read_anchors(target, artifacts.read_export_card(target, 'onnx'))
+        card = artifacts.read_export_card(target, 'onnx')
+        artifacts.read_anchors(target, card)
     except (OSError, ValueError):
         return False
-    return True
+    return bool(card.export['onnx'].get('dynamic_batch'))
 
 
 def cached_onnx(checkpoint: Path, cache: Path, progress: bool = True) -> Path:
@@ -71,7 +81,8 @@ def cached_onnx(checkpoint: Path, cache: Path, progress: bool = True) -> Path:
     if checkpoint.suffix == '.onnx':
         return checkpoint
     stem = artifacts.stem_of(checkpoint)
-    target = Path(cache) / 'onnx' / f'{stem.name}-{checkpoint_digest(checkpoint)}.onnx'
+    name = f'{stem.name}-{checkpoint_digest(checkpoint)}-r{EXPORT_REVISION}.onnx'
+    target = Path(cache) / 'onnx' / name
     if _complete(target):
         if progress:
             print(f'    cached: {target}', flush=True)
@@ -81,7 +92,7 @@ def cached_onnx(checkpoint: Path, cache: Path, progress: bool = True) -> Path:
     # Exporting loads torch: only now, when an export is really needed.
     from mtl_perception.inference.export import export_checkpoint_onnx
     target.parent.mkdir(parents=True, exist_ok=True)
-    export_checkpoint_onnx(stem, target)
+    export_checkpoint_onnx(stem, target, dynamic_batch=True, segmentation_gate=True)
     return target
 
 

@@ -18,11 +18,15 @@ The interface every inference backend implements (torch, ONNX Runtime, TensorRT)
 A backend owns one loaded network and runs it on preprocessed batches; everything
 around it (preprocessing, box decoding and NMS, mask argmax and resize) is shared in
 the Predictor so that every backend gives the same answers from the same raw outputs.
+
+A frame may not need the segmentation mask (a node computing it every Nth frame): then
+``run(batch, segmentation=False)`` returns no 'seg_logits' and, where the backend can
+(``skips_segmentation``), does not compute the segmentation head at all.
 """
 
 import abc
 
-from mtl_perception.model_card import ModelCard, OUTPUT_NAMES
+from mtl_perception.model_card import ModelCard, OUTPUT_NAMES, TASK_OUTPUTS
 import numpy as np
 
 __all__ = ['Backend', 'OUTPUT_NAMES']
@@ -39,15 +43,31 @@ class Backend(abc.ABC):
             softmax probabilities (0 = background), 'seg_logits' ``[N, K, S, S]``.
         anchors: float32 ``[A, 4]`` default boxes ``(cx, cy, w, h)`` normalised to
             ``[0, 1]``, or None for a network without detection.
+        skips_segmentation: True when ``run(..., segmentation=False)`` really leaves the
+            segmentation head out (a multitask network whose backend can run the
+            detection outputs alone); False when the whole network still runs then.
     """
 
     card: ModelCard
     output_names: tuple[str, ...]
     anchors: np.ndarray | None
+    skips_segmentation: bool = False
 
     @abc.abstractmethod
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the network on float32 ``[N, 3, S, S]``; return float32 arrays by output name."""
+    def run(self, batch: np.ndarray, segmentation: bool = True) -> dict[str, np.ndarray]:
+        """
+        Run the network on float32 ``[N, 3, S, S]``; return float32 arrays by output name.
+
+        :param segmentation: False: return no 'seg_logits' and skip the segmentation head
+            where the backend can (``skips_segmentation``); a network with no other
+            output then returns ``{}`` without running.
+        """
+
+    def wanted_outputs(self, segmentation: bool) -> tuple[str, ...]:
+        """Return the outputs ``run`` returns for ``segmentation``, in ``output_names`` order."""
+        if segmentation:
+            return tuple(self.output_names)
+        return tuple(n for n in self.output_names if n not in TASK_OUTPUTS['segmentation'])
 
     def close(self) -> None:
         """Release the network and any device memory it holds (idempotent)."""

@@ -24,6 +24,15 @@ uses the TensorRT provider (engines cached beside the file) and the CUDA provide
 this onnxruntime build has them, with the CPU provider last for unsupported nodes.
 ``half`` needs the TensorRT provider (its FP16 mode); the CUDA provider runs the float32
 graph as exported.
+
+A gated multitask export (``inference.onnx_gate``) has the optional bool input
+``run_segmentation``: ``run(batch, segmentation=False)`` feeds it False and asks for
+'loc' and 'scores' only, so the segmentation head is not computed
+(``skips_segmentation``). An export made before the gate still loads and runs: asking
+ONNX Runtime for fewer outputs does not prune the graph, so there the whole network runs
+and only 'seg_logits' is left out. ONNX Runtime logs a warning, when it loads a gated
+file, that the initializer ``run_segmentation`` is also a graph input and is not folded
+as a constant: that is what the gate needs.
 """
 
 from pathlib import Path
@@ -31,7 +40,7 @@ import re
 
 from mtl_perception.inference import artifacts
 from mtl_perception.inference.backends.base import Backend
-from mtl_perception.model_card import INPUT_NAME, ModelCard
+from mtl_perception.model_card import INPUT_NAME, ModelCard, SEGMENTATION_GATE, TASKS
 import numpy as np
 
 _DEVICE = re.compile(r'^(cpu|cuda)(?::(\d+))?$')
@@ -61,6 +70,13 @@ def select_providers(device: str, half: bool, available: list[str]) -> tuple[lis
         raise ValueError('half precision with onnxruntime needs the TensorRT execution '
                          'provider; use half=False or the tensorrt backend')
     return gpu + ['CPUExecutionProvider'], index
+
+
+def session_gate(session) -> str | None:
+    """Return the segmentation gate an ONNX Runtime session accepts (None when ungated)."""
+    names = {i.name for i in session.get_overridable_initializers()}
+    names |= {i.name for i in session.get_inputs()}
+    return SEGMENTATION_GATE if SEGMENTATION_GATE in names else None
 
 
 class OnnxRuntimeBackend(Backend):
@@ -112,7 +128,10 @@ class OnnxRuntimeBackend(Backend):
         self._check_io()
 
     def _check_io(self) -> None:
-        inputs = self.session.get_inputs()
+        # The gate is an overridable initializer, or an input where its default was removed.
+        self.gate = session_gate(self.session)
+        self.skips_segmentation = self.gate is not None and set(self.card.tasks) == set(TASKS)
+        inputs = [i for i in self.session.get_inputs() if i.name != self.gate]
         size = self.card.input_size
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
             raise artifacts.ExportedModelError(
@@ -138,19 +157,29 @@ class OnnxRuntimeBackend(Backend):
                     f'{artifacts.anchors_path(self.path)} holds {len(self.anchors)} default '
                     'boxes (files from different exports?)')
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run float32 ``[N, 3, S, S]``; return float32 arrays by output name."""
+    def run(self, batch: np.ndarray, segmentation: bool = True) -> dict[str, np.ndarray]:
+        """
+        Run float32 ``[N, 3, S, S]``; return float32 arrays by output name.
+
+        :param segmentation: False: no 'seg_logits', and the gate (if any) set False.
+        """
         if self.session is None:
             raise RuntimeError('the backend is closed')
         self.check_batch(batch)
-        names = list(self.output_names)
+        names = list(self.wanted_outputs(segmentation))
+        if not names:
+            return {}
+        feed = {}
+        if self.gate is not None:
+            feed[self.gate] = np.array(bool(segmentation))
         # A fixed-batch export takes one image per run.
         step = self.batch_size or len(batch)
-        parts = [self.session.run(names, {INPUT_NAME: batch[i:i + step]})
+        parts = [self.session.run(names, {**feed, INPUT_NAME: batch[i:i + step]})
                  for i in range(0, len(batch), step)]
         outputs = {name: np.concatenate([p[k] for p in parts]) if len(parts) > 1
                    else parts[0][k] for k, name in enumerate(names)}
-        if self.anchors is not None and outputs['loc'].shape[1] != len(self.anchors):
+        if self.anchors is not None and 'loc' in outputs \
+                and outputs['loc'].shape[1] != len(self.anchors):
             # A dynamic-batch export may leave the box count symbolic until run time.
             raise artifacts.ExportedModelError(
                 f'{self.path}: the network predicts {outputs["loc"].shape[1]} boxes but '

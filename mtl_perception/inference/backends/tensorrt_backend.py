@@ -26,6 +26,16 @@ allocated once for the engine's largest batch and the device addresses bound onc
 ``execute_async_v3`` on the backend's own CUDA stream, copies the outputs back and waits
 for the stream; outputs come back as float32 copies (an FP16 engine may emit float16).
 The precision is fixed when the engine is built, so ``half`` is not used here.
+
+An engine built from a gated multitask export (``inference.onnx_gate``) has a second
+input, ``run_segmentation``: a bool scalar (shape ``()``) that the backend sets on every
+run, so ``run(batch, segmentation=False)`` leaves the segmentation head out
+(``skips_segmentation``); 'seg_logits' is then neither copied back nor returned. An
+engine without the gate runs whole, and only the copy of 'seg_logits' is skipped.
+Untested on hardware so far: the gate as an engine input, and whether TensorRT places
+it in device memory (copied in each run) or, as a shape-inference input, in host memory
+(``is_shape_inference_io``; its address is then the host array's); the tests run these
+paths on stand-ins for TensorRT and the CUDA runtime.
 """
 
 from pathlib import Path
@@ -37,7 +47,7 @@ from mtl_perception.inference.tensorrt_support import (build_target, check_build
                                                        CudaMemory,
                                                        import_cudart, import_tensorrt,
                                                        rebuild_command)
-from mtl_perception.model_card import ModelCard
+from mtl_perception.model_card import ModelCard, SEGMENTATION_GATE, TASKS
 import numpy as np
 
 
@@ -88,9 +98,11 @@ class TensorRTBackend(Backend):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         size = self.card.input_size
-        if inputs != [name_in]:
-            raise artifacts.ExportedModelError(f'{self.path}: expected one input '
-                                               f'{name_in!r}, got {inputs}')
+        self.gate = SEGMENTATION_GATE if SEGMENTATION_GATE in inputs else None
+        self.skips_segmentation = self.gate is not None and set(self.card.tasks) == set(TASKS)
+        if [n for n in inputs if n != self.gate] != [name_in]:
+            raise artifacts.ExportedModelError(f'{self.path}: expected the input {name_in!r} '
+                                               f'(and {SEGMENTATION_GATE!r}), got {inputs}')
         missing = [n for n in self.output_names if n not in names]
         if missing:
             raise artifacts.ExportedModelError(f'{self.path}: outputs {missing} missing for '
@@ -124,11 +136,31 @@ class TensorRTBackend(Backend):
             self.device[name] = self.memory.device_buffer(self.host[name].nbytes)
             if not self.context.set_tensor_address(name, self.device[name]):
                 raise RuntimeError(f'{self.path}: TensorRT refused the address of {name!r}')
+        if self.gate is not None:
+            self._allocate_gate(trt, pinned)
         if self.anchors is not None and self.host['loc'].shape[1] != len(self.anchors):
             raise artifacts.ExportedModelError(
                 f'{self.path}: the network predicts {self.host["loc"].shape[1]} boxes but '
                 f'{artifacts.anchors_path(self.path)} holds {len(self.anchors)} default boxes '
                 '(files from different exports?)')
+
+    def _allocate_gate(self, trt, pinned: bool) -> None:
+        """Give the gate input its buffers: device memory, or host memory if TensorRT says."""
+        engine, gate = self.engine, self.gate
+        shape = tuple(self.context.get_tensor_shape(gate))
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(gate)))
+        if shape != () or dtype != np.bool_:
+            raise artifacts.ExportedModelError(
+                f'{self.path}: the input {gate!r} must be a bool scalar (shape ()), got '
+                f'{dtype} {list(shape)}')
+        self.host[gate] = self.memory.host_array((), np.bool_, pinned=pinned)
+        self.host[gate][...] = True
+        if engine.is_shape_inference_io(gate):
+            address = self.host[gate].ctypes.data  # TensorRT reads it from the host
+        else:
+            address = self.device[gate] = self.memory.device_buffer(1)
+        if not self.context.set_tensor_address(gate, address):
+            raise RuntimeError(f'{self.path}: TensorRT refused the address of {gate!r}')
 
     def _set_batch(self, count: int) -> None:
         shape = (count, 3, self.card.input_size, self.card.input_size)
@@ -136,34 +168,45 @@ class TensorRTBackend(Backend):
             raise RuntimeError(f'{self.path}: TensorRT refused the input shape {list(shape)}')
         self._batch = count
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run float32 ``[N, 3, S, S]`` (in chunks of the engine's largest batch)."""
+    def run(self, batch: np.ndarray, segmentation: bool = True) -> dict[str, np.ndarray]:
+        """
+        Run float32 ``[N, 3, S, S]`` (in chunks of the engine's largest batch).
+
+        :param segmentation: False: no 'seg_logits', and the gate (if any) set False.
+        """
         if self.context is None:
             raise RuntimeError('the backend is closed')
         self.check_batch(batch)
+        names = self.wanted_outputs(segmentation)
+        if not names:
+            return {}
         # CUDA's current device is per thread: a node may run us from another thread.
         self.memory.activate()
-        parts = [self._run_chunk(batch[i:i + self.max_batch])
+        parts = [self._run_chunk(batch[i:i + self.max_batch], names, segmentation)
                  for i in range(0, len(batch), self.max_batch)]
         if len(parts) == 1:
             return parts[0]
-        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+        return {name: np.concatenate([p[name] for p in parts]) for name in names}
 
-    def _run_chunk(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
+    def _run_chunk(self, chunk: np.ndarray, names: tuple[str, ...],
+                   segmentation: bool) -> dict[str, np.ndarray]:
         count = len(chunk)
         if count != self._batch:
             self._set_batch(count)
         source = self.host[artifacts.INPUT_NAME][:count]
         source[...] = chunk
         self.memory.copy_to_device(self.device[artifacts.INPUT_NAME], source)
+        if self.gate is not None:
+            self.host[self.gate][...] = bool(segmentation)
+            if self.gate in self.device:
+                self.memory.copy_to_device(self.device[self.gate], self.host[self.gate])
         if not self.context.execute_async_v3(self.memory.stream_handle):
             raise RuntimeError(f'{self.path}: TensorRT execution failed')
-        for name in self.output_names:
+        for name in names:
             self.memory.copy_to_host(self.host[name][:count], self.device[name])
         self.memory.synchronize()
         # Copies: the host buffers are overwritten by the next run.
-        return {name: self.host[name][:count].astype(np.float32)
-                for name in self.output_names}
+        return {name: self.host[name][:count].astype(np.float32) for name in names}
 
     def close(self) -> None:
         """Release the context, the engine, the device and host buffers and the stream."""

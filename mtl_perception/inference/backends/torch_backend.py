@@ -12,11 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""PyTorch backend: runs ``MultiTaskModel.forward_raw`` on CPU or a CUDA device."""
+"""
+PyTorch backend: runs ``MultiTaskModel.forward_raw`` on CPU or a CUDA device.
+
+Without segmentation, only the detection head runs on the backbone's features
+(``forward_raw(images, tasks=('detection',))``).
+"""
 
 from mtl_perception.inference.backends.base import Backend
 from mtl_perception.inference.checkpoint import complete_card, load_checkpoint
-from mtl_perception.model_card import ModelCard
+from mtl_perception.model_card import ModelCard, output_names, TASKS
 from mtl_perception.modeling import MultiTaskModel
 import numpy as np
 import torch
@@ -72,17 +77,26 @@ class TorchBackend(Backend):
         self.output_names = tuple(model.output_names)
         self.anchors = (model.anchors.detach().float().cpu().numpy()
                         if 'detection' in model.tasks else None)
+        self.skips_segmentation = set(model.tasks) == set(TASKS)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run ``forward_raw`` on float32 ``[N, 3, S, S]``; return float32 arrays by name."""
+    def run(self, batch: np.ndarray, segmentation: bool = True) -> dict[str, np.ndarray]:
+        """
+        Run ``forward_raw`` on float32 ``[N, 3, S, S]``; return float32 arrays by name.
+
+        :param segmentation: False: run only the detection head (nothing for a
+            segmentation-only network) and return no 'seg_logits'.
+        """
         if self.model is None:
             raise RuntimeError('the backend is closed')
         self.check_batch(batch)
+        tasks = tuple(t for t in self.model.tasks if segmentation or t != 'segmentation')
+        if not tasks:
+            return {}
         with torch.inference_mode():
             images = torch.from_numpy(batch).to(self.device, self.dtype)
-            outputs = self.model.forward_raw(images)
+            outputs = self.model.forward_raw(images, tasks)
             return {name: tensor.float().cpu().numpy()
-                    for name, tensor in zip(self.output_names, outputs)}
+                    for name, tensor in zip(output_names(tasks), outputs)}
 
     def close(self) -> None:
         """Drop the model and return cached GPU memory."""
