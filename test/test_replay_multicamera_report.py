@@ -139,6 +139,12 @@ def test_segmentation_every_summary_over_rounds():
     assert every['detection_fps']['10000']['median'] == 90
     assert [r['round'] for r in every['per_round']] == [1, 2, 3]
     assert every['per_round'][0]['gain']['3'] == pytest.approx(85 / 70)
+    # A gain far above the bound is a measurement problem, not a pass.
+    fast = {name: [dict(r) for r in records] for name, records in per_round.items()}
+    for record in fast['segmentation_every_3']:
+        record['detection_fps'] *= 1.5
+    flagged = segmentation_every_summary(fast)['checks']['3']
+    assert flagged['passed'] is None and 'not a result' in flagged['problem']
     # Without a run at 1 (or with one value only) there is nothing to measure.
     assert segmentation_every_summary({k: v for k, v in per_round.items()
                                        if k != 'segmentation_every_1'}) is None

@@ -229,6 +229,8 @@ def _check_rows(report: dict) -> list:
         text = _fmt(entry['value'], '.2f', 'x')
         if (spread.get('n') or 0) > 1:
             text += f' (rounds {spread["min"]:.2f}-{spread["max"]:.2f}x, n={spread["n"]})'
+        if entry.get('problem'):
+            text += f'; {entry["problem"]}'
         rows.append((entry['target'], text,
                      {True: 'pass', False: '**FAIL**', None: 'n/a'}[entry['passed']]))
     return rows
