@@ -82,3 +82,24 @@ lint: setup
 
 clean:
 	rm -rf build runs
+
+# Several cameras through one network (docs/results/README.md, "Multi-camera"): a two-camera
+# synthetic flight (made once), then the shared node against a node (pair) per camera, and the
+# shared node at segmentation_every 1, 3 and 10000, each in 3 alternating rounds on the CPU
+# deployment path. About a quarter of an hour on a quiet 2-core machine.
+MULTICAMERA_OUT ?= runs/multicamera
+MULTICAMERA_CAMERAS ?= 2
+MULTICAMERA_BAG := $(MULTICAMERA_OUT)/flight_$(MULTICAMERA_CAMERAS)cam
+MULTICAMERA_REPLAY = $(VENV)/bin/mtl-perception replay --bag $(MULTICAMERA_BAG) \
+	--backend onnxruntime --workers 2 --threads 1 --rate auto --utilization 0.5 \
+	--max-seconds 20 --rounds 3
+
+.PHONY: multicamera
+multicamera: setup $(MULTICAMERA_BAG)/metadata.yaml
+	$(MULTICAMERA_REPLAY) --config cameras --out $(MULTICAMERA_OUT)/cameras
+	$(MULTICAMERA_REPLAY) --config segmentation_every --segmentation-every 1 3 10000 \
+		--out $(MULTICAMERA_OUT)/segmentation_every
+
+$(MULTICAMERA_BAG)/metadata.yaml: | setup
+	$(VENV)/bin/mtl-perception synth --bag $(MULTICAMERA_BAG) --frames 300 --seed 0 \
+		--cameras $(MULTICAMERA_CAMERAS) --overwrite --quiet
