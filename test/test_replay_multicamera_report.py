@@ -223,7 +223,7 @@ def test_score_camera_run_per_camera_against_its_own_ground_truth(tmp_path):
     _write_camera_run(out, flight, 'shared', answered=5)
     _write_camera_run(out, flight, 'segmentation_every_3', answered=6, every=3)
     assert is_camera_directory(out) and not is_camera_directory(tmp_path)
-    assert list(find_camera_runs(out)) == ['segmentation_every_3', 'shared']
+    assert list(find_camera_runs(out)) == ['shared', 'segmentation_every_3']
     series = {}
     record = score_camera_run(round_dir(out, 'shared', 1), latencies=series)
     assert record['fps'] == 40.0 and record['fps_source'] == 'saturated'

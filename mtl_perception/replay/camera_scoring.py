@@ -49,6 +49,7 @@ from mtl_perception.replay.run_files import bag_class_names, DIAGNOSTICS, find_r
 from mtl_perception.replay.run_files import OUTPUT_BAG, read_ground_truth, read_run_info
 from mtl_perception.replay.run_files import RUN_FILE
 from mtl_perception.replay.scoring import percentiles, score_accuracy, score_timing
+from mtl_perception.variants import CAMERA_DEPLOYMENTS
 import numpy as np
 
 __all__ = ['camera_frames', 'find_camera_runs', 'is_camera_directory', 'score_camera_run']
@@ -67,6 +68,17 @@ def is_camera_directory(out_dir: Path) -> bool:
     return any(_is_camera_run(path.parent) for path in Path(out_dir).glob(f'*/{RUN_FILE}'))
 
 
+def _run_order(name: str) -> tuple:
+    """Sort key: the deployments in table order, then segmentation_every runs by value."""
+    order = list(CAMERA_DEPLOYMENTS)
+    if name in order:
+        return (0, order.index(name), '')
+    prefix = 'segmentation_every_'
+    if name.startswith(prefix) and name[len(prefix):].isdigit():
+        return (1, int(name[len(prefix):]), '')
+    return (2, 0, name)
+
+
 def find_camera_runs(out_dir: Path, names=None) -> dict:
     """
     Return ``{run name: [run directory of round 1, round 2, ...]}`` of ``out_dir``.
@@ -76,8 +88,8 @@ def find_camera_runs(out_dir: Path, names=None) -> dict:
     """
     out_dir = Path(out_dir)
     if names is None:
-        names = sorted(path.parent.name for path in out_dir.glob(f'*/{RUN_FILE}')
-                       if _is_camera_run(path.parent))
+        names = sorted((path.parent.name for path in out_dir.glob(f'*/{RUN_FILE}')
+                        if _is_camera_run(path.parent)), key=_run_order)
     runs = {}
     for name in names:
         found = [run_dir for _, run_dir in find_rounds(out_dir, name)]
