@@ -292,9 +292,9 @@ def camera_markdown(report: dict) -> str:
               "- every run alone (no other run's nodes alive), the runs alternating in rounds; "
               'every run plays the same frames of every camera at the same rate;',
               '- aggregate saturated throughput: every camera flooded at once (its own images '
-              'every 10 ms) for a few seconds; per camera the answers per second of its '
-              'slowest required output (detections alone when masks come every Nth frame), '
-              'summed over cameras;',
+              'every 10 ms x the number of cameras) for a few seconds; per camera the answers '
+              'per second of its slowest required output (detections alone when masks come '
+              'every Nth frame), summed over cameras;',
               "- latency: player publish to the last required output of that camera's frame; "
               'frames lost: played frames of a camera never answered;',
               "- memory: the deployment's processes sampled together every 100 ms, peak of "

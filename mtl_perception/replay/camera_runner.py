@@ -22,12 +22,12 @@ start the deployment's node processes (loopback-only DDS in a domain of their ow
 every latched label topic, for every camera's image publisher to be matched and every output
 topic to show a publisher; send warm-up frames to every camera at once until each camera's
 outputs come back; flood every camera at once with its own images (each camera's first bag
-images, every 10 ms) for ``capacity_seconds`` and count, per camera and output topic, the
-answers per second: a camera's saturated rate is that of its slowest required output (the
-detections alone with ``segmentation_every`` > 1), the deployment's aggregate throughput the
-sum over cameras; then play every camera's frames at their paced rate in one pass over the
-bag (the frames of a tick leave back to back) for latency, frames lost, CPU and accuracy per
-camera; stop the nodes; write ``run.json``, which records per camera its topics and the
+images, every 10 ms x the number of cameras) for ``capacity_seconds`` and count, per camera
+and output topic, the answers per second: a camera's saturated rate is that of its slowest
+required output (the detections alone with ``segmentation_every`` > 1), the deployment's
+aggregate throughput the sum over cameras; then play every camera's frames at their paced
+rate in one pass over the bag (the frames of a tick leave back to back) for latency, frames
+lost, CPU and accuracy per camera; stop the nodes; write ``run.json``, which records per camera its topics and the
 frames played (``cameras.<cam>.frames``), beside the peak memory of the deployment's
 processes (RSS, USS, PSS, per process and of their per-sample sum) and CPU, as the
 single-camera runner does.
@@ -328,7 +328,10 @@ def run_camera_config(run: CameraRun, settings: CameraReplaySettings, domain_off
         ros.start(commands)
         LOGGER.info('%s: nodes ready after %.1f s', label, time.monotonic() - started)
         warmup_ms = [ros.warm_up(k + 1) for k in range(settings.warmup_frames)]
-        flood = ros.measure_capacity(settings.capacity_seconds) \
+        # Every camera at 100 / K Hz: the replay publishes what the single-camera flood does
+        # (its own CPU time comes off the nodes' cores), still several times what they answer.
+        flood = ros.measure_capacity(settings.capacity_seconds,
+                                     CAPACITY_INTERVAL_S * len(ros.players)) \
             if settings.capacity_seconds > 0 else None
         capacity = flood['fps'] if flood else None
         LOGGER.info('%s: saturated throughput %s fps over %d cameras', label,
