@@ -15,22 +15,21 @@
 """
 Run one multi-camera configuration on a multi-camera bag: every camera fed at once.
 
-The multi-camera twin of :mod:`mtl_perception.replay.runner`, with the same stages and the
-same run directory layout (``OUT/<run>/`` for round 1, ``OUT/rounds/<k>/<run>/`` after it;
-output bag, run.json, node logs), for a :class:`mtl_perception.replay.camera_nodes.CameraRun`:
-start the deployment's node processes (loopback-only DDS in a domain of their own); wait for
-every latched label topic, for every camera's image publisher to be matched and every output
-topic to show a publisher; send warm-up frames to every camera at once until each camera's
-outputs come back; flood every camera at once with its own images (each camera's first bag
-images, every 10 ms x the number of cameras) for ``capacity_seconds`` and count, per camera
-and output topic, the answers per second: a camera's saturated rate is that of its slowest
-required output (the detections alone with ``segmentation_every`` > 1), the deployment's
-aggregate throughput the sum over cameras; then play every camera's frames at their paced
-rate in one pass over the bag (the frames of a tick leave back to back) for latency, frames
-lost, CPU and accuracy per camera; stop the nodes; write ``run.json``, which records per camera its topics and the
-frames played (``cameras.<cam>.frames``), beside the peak memory of the deployment's
-processes (RSS, USS, PSS, per process and of their per-sample sum) and CPU, as the
-single-camera runner does.
+The multi-camera twin of :mod:`mtl_perception.replay.runner`, with the same stages and the same
+run directory layout (``OUT/<run>/`` for round 1, ``OUT/rounds/<k>/<run>/`` after it; output
+bag, run.json, node logs), for a :class:`mtl_perception.replay.camera_nodes.CameraRun`: start
+the deployment's node processes (loopback-only DDS in a domain of their own); wait for every
+latched label topic, for every camera's image publisher to be matched and every output topic to
+show a publisher; send warm-up frames to every camera at once until each camera's outputs come
+back; flood every camera at once with its own images (each camera's first bag images, every 10
+ms x the number of cameras) for ``capacity_seconds`` and count, per camera and output topic,
+the answers per second: a camera's saturated rate is that of its slowest required output (the
+detections alone with ``segmentation_every`` > 1), the deployment's aggregate throughput the
+sum over cameras; then play every camera's frames at their paced rate in one pass over the bag
+(the frames of a tick leave back to back) for latency, frames lost, CPU and accuracy per
+camera; stop the nodes; write ``run.json``, which records per camera its topics and the frames
+played (``cameras.<cam>.frames``), beside the peak memory of the deployment's processes (RSS,
+USS, PSS, per process and of their per-sample sum) and CPU, as the single-camera runner does.
 """
 
 from dataclasses import dataclass, field
