@@ -13,13 +13,15 @@
 # limitations under the License.
 
 """
-Bring up the single-task baseline: detection_node and segmentation_node on one camera.
+Bring up the single-task baseline: detection_node and segmentation_node on the camera(s).
 
 ros2 launch mtl_perception baseline.launch.py image_topic:=/camera/image_raw
 
 Both nodes run under <namespace>/baseline, so their topics (baseline/detections,
 baseline/segmentation/mask, ...) sit beside the multitask node's for a side-by-side comparison.
-Arguments: params_file, namespace, image_topic, use_sim_time, log_level.
+With cameras:="[front, down]" each node serves every camera (baseline/front/detections, ...).
+Arguments: params_file, namespace, image_topic, use_sim_time, log_level, cameras,
+camera_topics.
 """
 
 from launch import LaunchDescription
@@ -36,6 +38,8 @@ def generate_launch_description():
     image_topic = LaunchConfiguration('image_topic')
     use_sim_time = LaunchConfiguration('use_sim_time')
     log_level = LaunchConfiguration('log_level')
+    cameras = LaunchConfiguration('cameras')
+    camera_topics = LaunchConfiguration('camera_topics')
 
     arguments = [
         DeclareLaunchArgument(
@@ -52,9 +56,20 @@ def generate_launch_description():
                               description='Use /clock (rosbag replay) instead of wall time.'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='Log level of the nodes.'),
+        DeclareLaunchArgument(
+            'cameras', default_value='',
+            description="Cameras one node serves, e.g. '[front, down]': it subscribes "
+                        '<camera>/image (or camera_topics) and publishes <camera>/detections, '
+                        "<camera>/segmentation/mask, ... per camera; '' for one camera on "
+                        'image_topic. Overrides the params file.'),
+        DeclareLaunchArgument(
+            'camera_topics', default_value='',
+            description="Input image topic of each camera, e.g. '[/uav/front/image_raw, "
+                        "/uav/down/image_raw]' (give them absolute); '': <camera>/image."),
     ]
     # namespace '' gives '/baseline', 'uav1' gives 'uav1/baseline'.
     nodes = perception_nodes('baseline', params_file=params_file,
                              namespace=[namespace, '/baseline'], image_topic=image_topic,
-                             log_level=log_level, use_sim_time=use_sim_time)
+                             log_level=log_level, use_sim_time=use_sim_time, cameras=cameras,
+                             camera_topics=camera_topics)
     return LaunchDescription([*arguments, *nodes])

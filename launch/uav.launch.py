@@ -16,10 +16,14 @@
 Bring up the multitask perception node on a UAV camera (and optionally the baseline).
 
 ros2 launch mtl_perception uav.launch.py image_topic:=/camera/image_raw [baseline:=true]
+ros2 launch mtl_perception uav.launch.py cameras:="[front, down]" \
+    camera_topics:="[/uav/front/image_raw, /uav/down/image_raw]"
 
-Arguments: params_file, namespace, image_topic, use_sim_time, log_level, baseline. With
-baseline:=true the single-task detection_node and segmentation_node also run, under
-<namespace>/baseline, on the same image topic (see baseline.launch.py).
+Arguments: params_file, namespace, image_topic, use_sim_time, log_level, baseline, cameras,
+camera_topics. With baseline:=true the single-task detection_node and segmentation_node also
+run, under <namespace>/baseline, on the same camera(s) (see baseline.launch.py). With cameras,
+one multitask node serves every camera (one model in memory) and publishes each camera's
+outputs under <namespace>/<camera>/.
 """
 
 from launch import LaunchDescription
@@ -38,6 +42,8 @@ def generate_launch_description():
     image_topic = LaunchConfiguration('image_topic')
     use_sim_time = LaunchConfiguration('use_sim_time')
     log_level = LaunchConfiguration('log_level')
+    cameras = LaunchConfiguration('cameras')
+    camera_topics = LaunchConfiguration('camera_topics')
     baseline = LaunchConfiguration('baseline')
 
     arguments = [
@@ -57,12 +63,23 @@ def generate_launch_description():
                               description='Use /clock (rosbag replay) instead of wall time.'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='Log level of the nodes.'),
+        DeclareLaunchArgument(
+            'cameras', default_value='',
+            description="Cameras one node serves, e.g. '[front, down]': it subscribes "
+                        '<camera>/image (or camera_topics) and publishes <camera>/detections, '
+                        "<camera>/segmentation/mask, ... per camera; '' for one camera on "
+                        'image_topic. Overrides the params file.'),
+        DeclareLaunchArgument(
+            'camera_topics', default_value='',
+            description="Input image topic of each camera, e.g. '[/uav/front/image_raw, "
+                        "/uav/down/image_raw]' (give them absolute); '': <camera>/image."),
         DeclareLaunchArgument('baseline', default_value='false',
                               description='Also run the single-task baseline nodes.'),
     ]
     multitask_node = perception_nodes('multitask', params_file=params_file, namespace=namespace,
                                       image_topic=image_topic, log_level=log_level,
-                                      use_sim_time=use_sim_time)
+                                      use_sim_time=use_sim_time, cameras=cameras,
+                                      camera_topics=camera_topics)
     baseline_nodes = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([ThisLaunchFileDir(), 'baseline.launch.py'])),
@@ -72,6 +89,8 @@ def generate_launch_description():
             'image_topic': image_topic,
             'use_sim_time': use_sim_time,
             'log_level': log_level,
+            'cameras': cameras,
+            'camera_topics': camera_topics,
         }.items(),
         condition=IfCondition(baseline),
     )

@@ -30,15 +30,19 @@ import yaml
 
 NAMESPACE = '/params_test'
 DETECTION_ONLY = {'score_threshold', 'nms_threshold', 'max_detections'}
+SEGMENTATION_ONLY = {'segmentation_every'}
 
 
-def test_detection_parameters_belong_to_detection_nodes():
+def test_each_tasks_parameters_belong_to_the_nodes_running_it():
+    everything = {spec.name for spec in PARAMETERS}
     for kind, variant in VARIANTS.items():
         names = {spec.name for spec in parameters_for(variant.tasks)}
-        if 'detection' in variant.tasks:
-            assert names == {spec.name for spec in PARAMETERS}, kind
-        else:
-            assert names == {spec.name for spec in PARAMETERS} - DETECTION_ONLY, kind
+        expected = set(everything)
+        if 'detection' not in variant.tasks:
+            expected -= DETECTION_ONLY
+        if 'segmentation' not in variant.tasks:
+            expected -= SEGMENTATION_ONLY
+        assert names == expected, kind
 
 
 def test_settings_of_a_node_without_detection_use_the_defaults():
@@ -82,10 +86,14 @@ def test_each_node_lists_only_its_tasks_parameters(probe, tmp_path):
                 assert not DETECTION_ONLY & listed
             else:
                 assert DETECTION_ONLY <= listed
-            # The shared section's values, but autostart from the command line.
+            assert bool(SEGMENTATION_ONLY & listed) == (kind != 'detection')
+            # The shared section's values, but autostart from the command line; the list
+            # parameters, which the file leaves out, hold their declared defaults.
             shared = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
+            defaults = {spec.name: spec.default for spec in PARAMETERS}
             assert probe.get_parameters(name, sorted(declared)) == \
-                {key: False if key == 'autostart' else shared[key] for key in declared}
+                {key: False if key == 'autostart' else shared.get(key, defaults[key])
+                 for key in declared}
     finally:
         codes = {kind: node.stop() for kind, node in nodes.items()}
     assert codes == dict.fromkeys(VARIANTS, 0), {k: n.log() for k, n in nodes.items()}

@@ -12,16 +12,14 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS-free node plumbing: latest-frame mailbox, counters, log throttle, diagnostics, params."""
+"""ROS-free node plumbing: counters, log throttle, diagnostics, parameters."""
 
 from pathlib import Path
-import threading
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, PARAMETERS, validate_settings
-from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
-from mtl_perception.ros.pipeline import RateWindow
+from mtl_perception.ros.pipeline import LogThrottle, PipelineStats, RateWindow
 import pytest
 
 
@@ -33,58 +31,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_mailbox_keeps_only_the_newest_item():
-    mailbox = FrameMailbox()
-    assert mailbox.put('a') is False
-    assert mailbox.put('b') is True
-    assert mailbox.put('c') is True
-    assert mailbox.take(timeout=0) == 'c'
-    assert mailbox.take(timeout=0.01) is None
-    assert mailbox.put('d') is False
-
-
-def test_mailbox_close_wakes_a_waiting_taker_and_discards():
-    mailbox = FrameMailbox()
-    got = []
-    taker = threading.Thread(target=lambda: got.append(mailbox.take()))
-    taker.start()
-    mailbox.put('x')
-    taker.join(timeout=10)
-    assert got == ['x']
-    taker = threading.Thread(target=lambda: got.append(mailbox.take()))
-    taker.start()
-    assert mailbox.close() is False
-    taker.join(timeout=10)
-    assert not taker.is_alive() and got == ['x', None] and mailbox.closed
-    assert mailbox.put('late') is True
-    assert mailbox.take(timeout=0) is None
-
-
-def test_mailbox_close_reports_a_discarded_item():
-    mailbox = FrameMailbox()
-    mailbox.put('waiting')
-    assert mailbox.close() is True
-
-
-def test_mailbox_under_a_fast_producer_hands_over_each_item_once():
-    mailbox, taken = FrameMailbox(), []
-
-    def consume() -> None:
-        while not taken or taken[-1] != 'end':
-            taken.append(mailbox.take(timeout=10))
-
-    consumer = threading.Thread(target=consume)
-    consumer.start()
-    drops = sum(mailbox.put(index) for index in range(2000))
-    drops += mailbox.put('end')
-    consumer.join(timeout=30)
-    assert not consumer.is_alive() and taken[-1] == 'end'
-    delivered = taken[:-1]
-    assert delivered == sorted(set(delivered))
-    # Every item is either taken or replaced (and reported), never lost silently.
-    assert len(delivered) + drops == 2000
 
 
 def test_rate_window():
@@ -122,6 +68,29 @@ def test_pipeline_stats_counts_and_pending():
     stats.frame_received()
     stats.frame_failed()
     assert stats.snapshot().pending == 0 and stats.snapshot().failed == 1
+    stats.frame_received()
+    stats.frame_skipped()
+    assert stats.snapshot().pending == 0 and stats.snapshot().skipped == 1
+
+
+def test_camera_stats_count_into_the_node_totals():
+    clock = FakeClock()
+    node = PipelineStats(clock=clock)
+    front, down = (PipelineStats(clock=clock, parent=node) for _ in range(2))
+    front.frame_received()
+    front.frame_processed(10.0, 20.0, mask=True, batched=True)
+    down.frame_received()
+    down.frame_received()
+    down.frame_dropped()
+    down.frame_processed(30.0, 40.0, mask=False)
+    down.frame_received()
+    down.frame_skipped()
+    totals = node.snapshot()
+    assert (totals.received, totals.processed, totals.dropped, totals.skipped, totals.masks) \
+        == (4, 2, 1, 1, 1)
+    assert totals.pending == 0 and totals.inference_ms == 20.0 and totals.batched == 1
+    assert (front.snapshot().received, down.snapshot().received) == (1, 3)
+    assert (front.snapshot().masks, down.snapshot().masks) == (1, 0)
 
 
 def test_log_throttle_per_key():
@@ -149,7 +118,8 @@ def test_diagnostics_status_values_and_level():
     assert values['frames_received'] == '1' and values['frames_processed'] == '1'
     assert values['inference_ms'] == '12.5' and values['end_to_end_ms'] == '20.0'
     assert set(values) == {'input_rate_hz', 'processed_rate_hz', 'frames_received',
-                           'frames_processed', 'frames_dropped', 'frames_pending',
+                           'frames_processed', 'frames_dropped', 'frames_skipped',
+                           'masks_published', 'frames_batched', 'frames_pending',
                            'inputs_rejected', 'inference_failures', 'inference_ms',
                            'end_to_end_ms'}
     stats.input_rejected()
@@ -172,6 +142,8 @@ def test_parameter_defaults_validate():
         ('torch', 'cpu', 'best_effort')
     assert settings.qos_depth == 1 and settings.autostart is True
     assert (settings.inference_workers, settings.inference_threads) == (1, 0)
+    assert (settings.cameras, settings.camera_topics) == ((), ())
+    assert (settings.max_batch, settings.segmentation_every) == (4, 1)
     explicit = validate_settings(_values(checkpoint='/m/x.safetensors', device='cuda:1',
                                          half=True, backend='onnxruntime'), None)
     assert explicit.checkpoint == Path('/m/x.safetensors') and explicit.device == 'cuda:1'
@@ -190,10 +162,38 @@ def test_parameter_defaults_validate():
     ({'inference_workers': 0}, r'inference_workers=0 is outside \[1, 8\]'),
     ({'inference_workers': 9}, 'inference_workers=9'),
     ({'inference_threads': -1}, 'inference_threads=-1'),
+    ({'max_batch': 0}, 'max_batch=0'),
+    ({'segmentation_every': 0}, r'segmentation_every=0 is outside \[1, 10000\]'),
+    ({'cameras': ['front', 'front']}, 'names a camera twice'),
+    ({'cameras': ['/front']}, "'/front' is not a relative ROS name"),
+    ({'cameras': 'front,,down'}, 'has an empty item'),
+    ({'cameras': '2nd'}, "'2nd' is not a relative ROS name"),
+    ({'cameras': [1, 2]}, 'must be a string array or a string'),
+    ({'cameras': ','.join(f'c{i}' for i in range(17))}, 'at most 16'),
+    ({'cameras': 'a,b', 'camera_topics': '/x'}, 'lists 1 topics for 2 cameras'),
+    ({'camera_topics': '/x'}, 'lists 1 topics for 0 cameras'),
+    ({'cameras': 'a', 'camera_topics': 'bad topic'}, "'bad topic' is not a valid topic"),
 ])
 def test_bad_parameters_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
         validate_settings(_values(**changes), Path('/x.safetensors'))
+
+
+@pytest.mark.parametrize('value', [['front', 'down'], 'front,down', '[front, down]',
+                                   "['front', 'down']", ' [ front ,down ] '])
+def test_cameras_as_array_or_launch_string(value):
+    settings = validate_settings(_values(cameras=value), Path('/x.safetensors'))
+    assert settings.cameras == ('front', 'down')
+
+
+def test_camera_topics_one_per_camera():
+    settings = validate_settings(
+        _values(cameras='[front, down/nadir]',
+                camera_topics='[/uav/front/image_raw, down/image_raw]'), Path('/x.safetensors'))
+    assert settings.cameras == ('front', 'down/nadir')
+    assert settings.camera_topics == ('/uav/front/image_raw', 'down/image_raw')
+    for empty in ('', '[]', []):
+        assert validate_settings(_values(cameras=empty), Path('/x')).cameras == ()
 
 
 def test_empty_checkpoint_without_a_demo_model_is_an_error():
@@ -214,44 +214,4 @@ def test_descriptors_carry_descriptions_and_ranges():
     assert by_name['max_detections'].integer_range[0].from_value == 1
     checkpoint = by_name['checkpoint']
     assert not checkpoint.integer_range and not checkpoint.floating_point_range
-
-
-def test_publish_order_follows_arrival_whoever_finishes_first():
-    mailbox, order = FrameMailbox(), PublishOrder()
-    taken = []
-    for frame in ('f0', 'f1', 'f2'):
-        mailbox.put(frame)
-        taken.append(order.take(mailbox, timeout=1.0))
-    assert [ticket for _, ticket in taken] == [0, 1, 2] and order.in_flight == 3
-    published = []
-
-    def finish(index: int) -> None:
-        frame, ticket = taken[index]
-        assert order.wait_turn(ticket, timeout=5.0)
-        published.append(frame)
-        order.done(ticket)
-
-    # The newest frame finishes first, the oldest last: they still publish oldest first.
-    late = [threading.Thread(target=finish, args=(index,)) for index in (2, 1)]
-    for thread in late:
-        thread.start()
-    assert not order.wait_turn(taken[1][1], timeout=0.05)
-    finish(0)
-    for thread in late:
-        thread.join(timeout=5.0)
-    assert published == ['f0', 'f1', 'f2'] and order.in_flight == 0
-
-
-def test_publish_order_lets_an_abandoned_frame_go():
-    mailbox, order = FrameMailbox(), PublishOrder()
-    mailbox.put('bad')
-    _, first = order.take(mailbox, timeout=1.0)
-    mailbox.put('good')
-    _, second = order.take(mailbox, timeout=1.0)
-    assert not order.wait_turn(second, timeout=0.05)
-    order.done(first)
-    order.done(first)
-    assert order.wait_turn(second, timeout=1.0)
-    assert order.take(mailbox, timeout=0.01) == (None, None)
-    mailbox.close()
-    assert order.take(mailbox) == (None, None)
+    assert by_name['cameras'].dynamic_typing and not checkpoint.dynamic_typing

@@ -13,12 +13,19 @@
 # limitations under the License.
 
 """
-The node's /diagnostics status built from pipeline counters (no rclpy needed).
+The node's /diagnostics statuses built from pipeline counters (no rclpy needed).
+
+A node reports one status named after the node (its totals); a node with ``cameras`` adds
+one status per camera, named ``<node>/<camera>``, with the same keys.
 
 Keys of the DiagnosticStatus values (all numbers as decimal strings):
   input_rate_hz, processed_rate_hz   frames accepted / results published per second (recent)
   frames_received, frames_processed  totals since the node started
   frames_dropped                     frames replaced by a newer one before inference
+  frames_skipped                     frames not run because no task was due (segmentation_node
+                                     with segmentation_every > 1)
+  masks_published                    frames whose segmentation mask was published
+  frames_batched                     frames run in one batch with other cameras' frames
   frames_pending                     frames taken in and not finished yet (waiting or running)
   inputs_rejected                    messages that were not a valid image, or larger than
                                      max_image_pixels (refused before decoding)
@@ -63,6 +70,9 @@ def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state:
         'frames_received': str(snapshot.received),
         'frames_processed': str(snapshot.processed),
         'frames_dropped': str(snapshot.dropped),
+        'frames_skipped': str(snapshot.skipped),
+        'masks_published': str(snapshot.masks),
+        'frames_batched': str(snapshot.batched),
         'frames_pending': str(snapshot.pending),
         'inputs_rejected': str(snapshot.rejected),
         'inference_failures': str(snapshot.failed),

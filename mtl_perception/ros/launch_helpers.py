@@ -36,13 +36,14 @@ PACKAGE = 'mtl_perception'
 
 
 def perception_nodes(config: str, *, params_file, namespace, image_topic, log_level,
-                     use_sim_time=None, condition=None) -> list:
+                     use_sim_time=None, cameras=None, camera_topics=None,
+                     condition=None) -> list:
     """
     Return the LifecycleNode descriptions of the nodes of ``config``.
 
-    Every node gets the params file (plus ``use_sim_time`` when given), its relative
-    ``image`` topic remapped to ``image_topic`` and the log level; its node name is its
-    console script's name.
+    Every node gets the params file (plus ``use_sim_time``, ``cameras`` and ``camera_topics``
+    when given, which override the file), its relative ``image`` topic remapped to
+    ``image_topic`` and the log level; its node name is its console script's name.
 
     :param config: 'multitask' (the multitask node) or 'baseline' (detection_node and
         segmentation_node).
@@ -51,13 +52,24 @@ def perception_nodes(config: str, *, params_file, namespace, image_topic, log_le
     :param image_topic: the camera topic ``image`` is remapped to (give it absolute).
     :param log_level: the nodes' log level.
     :param use_sim_time: the ``use_sim_time`` parameter; None leaves it to the params file.
+    :param cameras: the ``cameras`` parameter as a string ('' for one camera on ``image``,
+        '[front, down]' for one node serving both); None leaves it to the params file.
+    :param camera_topics: the ``camera_topics`` parameter, likewise.
     :param condition: launch condition of every node (e.g. ``IfCondition(baseline)``).
     """
     from launch_ros.actions import LifecycleNode
+    from launch_ros.parameter_descriptions import ParameterValue
 
     parameters = [params_file]
+    overrides = {}
     if use_sim_time is not None:
-        parameters.append({'use_sim_time': use_sim_time})
+        overrides['use_sim_time'] = use_sim_time
+    # Passed as strings: the node parses '[front, down]', and '' would have no type as a list.
+    for name, value in (('cameras', cameras), ('camera_topics', camera_topics)):
+        if value is not None:
+            overrides[name] = ParameterValue(value, value_type=str)
+    if overrides:
+        parameters.append(overrides)
     return [LifecycleNode(
         package=PACKAGE,
         executable=variant.node_name,

@@ -17,16 +17,25 @@ The perception lifecycle node: camera images in, detections and segmentation mas
 
 One node class serves the multitask node and the single-task baseline (detection_node,
 segmentation_node); only its task list and default checkpoint differ. The node wires ROS to
-the ROS-free pieces: conversions (messages <-> arrays), pipeline (latest-frame mailbox,
-counters) and the Predictor. Inference runs on ``inference_workers`` threads (one Predictor
-each) that always take the newest frame, so a frame arriving while every worker is busy
-replaces the waiting one; results are published in the order the frames arrived.
+the ROS-free pieces: conversions (messages <-> arrays), scheduling (newest frame per camera,
+cameras served in turn, batches, publish order), pipeline (counters) and the Predictor.
+Inference runs on ``inference_workers`` threads (one Predictor each).
 
-Topics (relative, remapped in launch): subscribes ``image`` (and ``image/compressed`` with
-use_compressed); publishes per task ``detections``, ``detections/overlay``,
-``detections/label_info`` and ``segmentation/mask``, ``segmentation/color``,
-``segmentation/label_info`` (label topics transient local, one publisher each, see
-``conversions``), and ``/diagnostics``. The node declares only its tasks' parameters.
+Cameras: by default the node serves one camera and its topics are relative: it subscribes
+``image`` (and ``image/compressed`` with use_compressed) and publishes per task
+``detections``, ``detections/overlay``, ``segmentation/mask``, ``segmentation/color``. With
+``cameras: [front, down]`` one node (one model in memory) serves both: it subscribes
+``front/image`` and ``down/image`` (or the ``camera_topics`` given) and publishes the outputs
+under ``front/`` and ``down/``, each with the header of its own input frame. Frames of
+several cameras waiting at once run as one batch (``max_batch``). The label topics
+``detections/label_info`` and ``segmentation/label_info`` (transient local, see
+``conversions``) and ``/diagnostics`` (one status for the node, one per named camera) are
+one per node. The node declares only its tasks' parameters.
+
+Per-head rates: with ``segmentation_every: N`` the mask is computed and published on every
+Nth frame of each camera (its 1st, N+1th, ...) and detection on every frame; the Predictor
+skips the segmentation head on the others. segmentation_node, whose only task it is, skips
+those frames altogether (counted as frames_skipped).
 
 Input images larger than ``max_image_pixels`` are rejected from their size fields (raw) or
 header (compressed) before any pixel is decoded.
@@ -34,19 +43,20 @@ header (compressed) before any pixel is decoded.
 The process around the node (signals, spinning, shutdown order) is ``mtl_perception.ros.main``.
 """
 
-from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 import threading
 import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mtl_perception.inference.predictor import Predictor
-from mtl_perception.resources import model_file
 from mtl_perception.ros import conversions
+from mtl_perception.ros.cameras import Camera, Frame, input_topic
 from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, parameters_for, validate_settings
-from mtl_perception.ros.pipeline import FrameMailbox, LogThrottle, PipelineStats, PublishOrder
+from mtl_perception.ros.pipeline import LogThrottle, PipelineStats
+from mtl_perception.ros.predictors import demo_checkpoint, load_predictors
+from mtl_perception.ros.scheduling import CameraQueue, PublishOrder, Taken
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
 from mtl_perception.variants import NodeVariant
 import numpy as np
@@ -62,46 +72,8 @@ FAILURE = TransitionCallbackReturn.FAILURE
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@dataclass
-class Frame:
-    """A frame waiting for inference: raw pixels, or a compressed message decoded lazily."""
-
-    header: Header
-    received: float
-    image: np.ndarray | CompressedImage
-
-
-def _demo_checkpoint(name: str) -> Path | None:
-    try:
-        return model_file(name)
-    except FileNotFoundError:
-        return None
-
-
-def _load_predictors(settings: NodeSettings) -> list:
-    """Load one Predictor per inference worker (closing those loaded if one fails)."""
-    options = {}
-    if settings.inference_threads and settings.backend == 'onnxruntime':
-        options['threads'] = settings.inference_threads
-    elif settings.inference_threads and settings.backend == 'torch':
-        import torch
-        # Per process, not per worker: every worker's ops use this many threads.
-        torch.set_num_threads(settings.inference_threads)
-    predictors = []
-    try:
-        for _ in range(settings.inference_workers):
-            predictors.append(Predictor.from_checkpoint(
-                settings.checkpoint, backend=settings.backend, device=settings.device,
-                half=settings.half, score_threshold=settings.score_threshold,
-                nms_threshold=settings.nms_threshold, max_detections=settings.max_detections,
-                **options))
-    except BaseException:
-        for predictor in predictors:
-            predictor.close()
-        raise
-    return predictors
+OUTPUT_TYPES = {'detections': Detection2DArray, 'detections/overlay': Image,
+                'segmentation/mask': Image, 'segmentation/color': Image}
 
 
 class PerceptionNode(LifecycleNode):
@@ -110,7 +82,7 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, variant: NodeVariant, **kwargs) -> None:
         super().__init__(variant.node_name, **kwargs)
         self.tasks = variant.tasks
-        self._demo_checkpoint = _demo_checkpoint(variant.demo_model)
+        self._demo_checkpoint = demo_checkpoint(variant.demo_model)
         self._parameter_specs = parameters_for(self.tasks)
         for spec in self._parameter_specs:
             default = spec.default
@@ -121,18 +93,19 @@ class PerceptionNode(LifecycleNode):
         self.stats = PipelineStats()
         self._throttle = LogThrottle()
         self._predictors: list = []
-        self._mailbox: FrameMailbox | None = None
+        self._cameras: list = []
+        self._queue: CameraQueue | None = None
         self._workers: list = []
         self._active = False
         # Workers publish only while this is set, checked under the lock: once _stop clears
         # it, no result leaves, even one computed before (its publishers may be going away).
         self._publish_lock = threading.Lock()
         self._publishing = False
-        self._publishers_by_topic: dict = {}
+        self._label_publishers: dict = {}
         self._subscriptions_made: list = []
         self._diagnostics_publisher = None
         self._diagnostics_timer = None
-        self._last_report = None
+        self._last_reports: dict = {}
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -156,42 +129,52 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {error}')
             return FAILURE
         self.settings = settings
-        topics = {conversions.LABEL_INFO_TOPICS[task]: (LabelInfo, LATCHED_QOS)
-                  for task in self.tasks}
-        if 'detection' in self.tasks:
-            topics['detections'] = (Detection2DArray, OUTPUT_QOS)
-            topics['detections/overlay'] = (Image, OUTPUT_QOS)
-        if 'segmentation' in self.tasks:
-            topics['segmentation/mask'] = (Image, OUTPUT_QOS)
-            topics['segmentation/color'] = (Image, OUTPUT_QOS)
-        self._publishers_by_topic = {
-            topic: self.create_lifecycle_publisher(msg_type, topic, qos)
-            for topic, (msg_type, qos) in topics.items()}
+        self._label_publishers = {
+            task: self.create_lifecycle_publisher(
+                LabelInfo, conversions.LABEL_INFO_TOPICS[task], LATCHED_QOS)
+            for task in self.tasks}
         reliability = (ReliabilityPolicy.RELIABLE if settings.qos_reliability == 'reliable'
                        else ReliabilityPolicy.BEST_EFFORT)
         input_qos = QoSProfile(depth=settings.qos_depth, reliability=reliability,
                                history=HistoryPolicy.KEEP_LAST)
-        self._subscriptions_made = [
-            self.create_subscription(Image, 'image', self._on_image, input_qos)]
-        if settings.use_compressed:
-            # Follow image_transport's naming: the compressed stream hangs off the raw topic.
-            compressed = self.resolve_topic_name('image') + '/compressed'
+        names = settings.cameras or ('',)
+        self._cameras = []
+        for index, name in enumerate(names):
+            topic = input_topic(name, index, settings.camera_topics)
+            camera = Camera(name, topic, PipelineStats(parent=self.stats))
+            camera.publishers = {
+                key: self.create_lifecycle_publisher(
+                    OUTPUT_TYPES[key], topic_name, OUTPUT_QOS)
+                for key, topic_name in camera.output_topics(self.tasks)}
+            self._cameras.append(camera)
             self._subscriptions_made.append(self.create_subscription(
-                CompressedImage, compressed, self._on_compressed, input_qos))
+                Image, topic, partial(self._on_image, index), input_qos))
+            if settings.use_compressed:
+                # Follow image_transport's naming: the compressed stream hangs off the raw topic.
+                compressed = self.resolve_topic_name(topic) + '/compressed'
+                self._subscriptions_made.append(self.create_subscription(
+                    CompressedImage, compressed, partial(self._on_compressed, index),
+                    input_qos))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period,
                                                     self._publish_diagnostics)
+        cameras = (', '.join(f'{camera.name} <- {self.resolve_topic_name(camera.input_topic)}'
+                             for camera in self._cameras) if settings.cameras
+                   else self.resolve_topic_name('image'))
+        every = settings.segmentation_every if 'segmentation' in self.tasks else 1
         self.get_logger().info(
             f'configured: tasks {list(self.tasks)}, checkpoint {settings.checkpoint}, '
             f'backend {settings.backend} on {settings.device}, input QoS '
-            f'{settings.qos_reliability} depth {settings.qos_depth}')
+            f'{settings.qos_reliability} depth {settings.qos_depth}; camera(s) {cameras}'
+            + (f'; max batch {settings.max_batch}' if len(self._cameras) > 1 else '')
+            + (f'; mask every {every} frames' if every > 1 else ''))
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and start the inference worker; FAILURE if the model cannot load."""
         settings = self.settings
         try:
-            predictors = _load_predictors(settings)
+            predictors = load_predictors(settings)
         except Exception as error:  # noqa: B902 (any load failure must fail the transition)
             self.get_logger().error(
                 f'activate failed: cannot load checkpoint {settings.checkpoint} with backend '
@@ -215,21 +198,26 @@ class PerceptionNode(LifecycleNode):
         header = Header(stamp=self.get_clock().now().to_msg())
         for task in self.tasks:
             threshold = settings.score_threshold if task == 'detection' else 0.0
-            self._publishers_by_topic[conversions.LABEL_INFO_TOPICS[task]].publish(
+            self._label_publishers[task].publish(
                 conversions.label_info(task, predictor.class_names[task], threshold, header))
-        self._mailbox, order = FrameMailbox(), PublishOrder()
+        self._queue, order = CameraQueue(len(self._cameras)), PublishOrder()
         with self._publish_lock:
             self._publishing = True
-        self._workers = [threading.Thread(target=self._work, args=(self._mailbox, loaded, order),
+        self._workers = [threading.Thread(target=self._work, args=(self._queue, loaded, order),
                                           name=f'inference_{index}', daemon=True)
                          for index, loaded in enumerate(predictors)]
         for worker in self._workers:
             worker.start()
         self._active = True
+        skip = ''
+        if 'segmentation' in self.tasks and settings.segmentation_every > 1 \
+                and 'detection' in self.tasks and not predictor.skips_segmentation:
+            skip = ('; this export cannot skip the segmentation head (export it again): the '
+                    'head runs on every frame, only the masks not due are left undecoded')
         self.get_logger().info(
             f'active: {predictor.card.name} ({predictor.input_size} px input), '
             f'{len(predictors)} inference worker(s), '
-            f'{settings.inference_threads or "default"} thread(s) each')
+            f'{settings.inference_threads or "default"} thread(s) each{skip}')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -259,11 +247,12 @@ class PerceptionNode(LifecycleNode):
         with self._publish_lock:
             self._publishing = False
         self._active = False
-        if self._mailbox is not None and self._mailbox.close():
-            self.stats.frame_dropped()
+        if self._queue is not None:
+            for index in self._queue.close():
+                self._cameras[index].stats.frame_dropped()
         for worker in self._workers:
             worker.join()
-        self._mailbox, self._workers = None, []
+        self._queue, self._workers = None, []
         if self._predictors:
             device = self.settings.device if self.settings else 'cpu'
             for predictor in self._predictors:
@@ -274,7 +263,10 @@ class PerceptionNode(LifecycleNode):
                 torch.cuda.empty_cache()
 
     def _destroy_endpoints(self) -> None:
-        for publisher in self._publishers_by_topic.values():
+        publishers = list(self._label_publishers.values())
+        for camera in self._cameras:
+            publishers += camera.publishers.values()
+        for publisher in publishers:
             self.destroy_lifecycle_publisher(publisher)
         for subscription in self._subscriptions_made:
             self.destroy_subscription(subscription)
@@ -282,12 +274,12 @@ class PerceptionNode(LifecycleNode):
             self.destroy_timer(self._diagnostics_timer)
         if self._diagnostics_publisher is not None:
             self.destroy_publisher(self._diagnostics_publisher)
-        self._publishers_by_topic, self._subscriptions_made = {}, []
+        self._label_publishers, self._subscriptions_made, self._cameras = {}, [], []
         self._diagnostics_timer = self._diagnostics_publisher = None
 
     # Frames ----------------------------------------------------------------------------------
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, camera: int, msg: Image) -> None:
         if not self._active:
             return
         received = time.monotonic()
@@ -295,69 +287,101 @@ class PerceptionNode(LifecycleNode):
             # The size is checked on width and height before the data is looked at.
             pixels = conversions.image_to_rgb(msg, self.settings.max_image_pixels)
         except conversions.ImageConversionError as error:
-            self._reject(error)
+            self._reject(self._cameras[camera], error)
             return
-        self._submit(Frame(msg.header, received, pixels))
+        self._submit(Frame(msg.header, received, pixels, camera))
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
+    def _on_compressed(self, camera: int, msg: CompressedImage) -> None:
         if self._active:
             # Decoding waits for the worker, so frames that get replaced are never decoded
             # (and an oversized one is refused from its header there).
-            self._submit(Frame(msg.header, time.monotonic(), msg))
+            self._submit(Frame(msg.header, time.monotonic(), msg, camera))
 
     def _submit(self, frame: Frame) -> None:
-        mailbox = self._mailbox
-        if mailbox is None:
+        queue = self._queue
+        if queue is None:
             return
-        self.stats.frame_received()
-        if mailbox.put(frame):
-            self.stats.frame_dropped()
+        stats = self._cameras[frame.camera].stats
+        stats.frame_received()
+        if queue.put(frame.camera, frame):
+            stats.frame_dropped()
 
-    def _reject(self, error: conversions.ImageConversionError, received: bool = False) -> None:
-        self.stats.input_rejected(received)
+    def _reject(self, camera: Camera, error: conversions.ImageConversionError,
+                received: bool = False) -> None:
+        camera.stats.input_rejected(received)
         suppressed = self._throttle.allow(error.reason)
         if suppressed is not None:
             note = f' ({suppressed} similar since the last report)' if suppressed else ''
-            self.get_logger().error(f'rejected input image: {error}{note}')
+            where = f' from camera {camera.name}' if camera.name else ''
+            self.get_logger().error(f'rejected input image{where}: {error}{note}')
 
-    def _work(self, mailbox: FrameMailbox, predictor: Predictor, order: PublishOrder) -> None:
+    def _work(self, queue: CameraQueue, predictor: Predictor, order: PublishOrder) -> None:
         while True:
-            frame, ticket = order.take(mailbox)
-            if frame is None:
-                if mailbox.closed:
+            taken, ticket = order.take(queue, self.settings.max_batch)
+            if not taken:
+                if queue.closed:
                     return
                 continue
             try:
-                self._process(frame, predictor, lambda: order.wait_turn(ticket))
-            except Exception as error:  # noqa: B902 (the stream must survive any one frame)
-                self.stats.frame_failed()
-                if self._throttle.allow('inference') is not None:
-                    self.get_logger().error(
-                        f'inference failed: {type(error).__name__}: {error}')
+                self._process(taken, predictor, lambda: order.wait_turn(ticket))
+            except Exception as error:  # noqa: B902 (the stream must survive any one batch)
+                self._log_failure('publishing', error)
             finally:
                 order.done(ticket)
 
-    def _process(self, frame: Frame, predictor: Predictor,
+    def _log_failure(self, what: str, error: Exception) -> None:
+        if self._throttle.allow(what) is not None:
+            self.get_logger().error(f'{what} failed: {type(error).__name__}: {error}')
+
+    def _process(self, taken: list, predictor: Predictor,
                  wait_turn: Callable[[], bool]) -> None:
-        pixels, settings = frame.image, self.settings
-        if isinstance(pixels, CompressedImage):
-            try:
-                pixels = conversions.compressed_to_rgb(pixels, settings.max_image_pixels)
-            except conversions.ImageConversionError as error:
-                self._reject(error, received=True)
-                return
-        prediction = predictor.predict(pixels)
-        # Publish only after every earlier frame: outputs leave in arrival order.
+        """Decode, run and publish one batch (frames of different cameras)."""
+        run = []
+        for entry in taken:
+            frame, camera = entry.item, self._cameras[entry.camera]
+            segment = self._mask_due(entry)
+            if 'detection' not in self.tasks and not segment:
+                camera.stats.frame_skipped()  # the node's only task is not due
+                continue
+            pixels = frame.image
+            if isinstance(pixels, CompressedImage):
+                try:
+                    pixels = conversions.compressed_to_rgb(pixels,
+                                                           self.settings.max_image_pixels)
+                except conversions.ImageConversionError as error:
+                    self._reject(camera, error, received=True)
+                    continue
+            run.append((frame, pixels, segment))
+        if not run:
+            return
+        try:
+            predictions = predictor.predict_batch([pixels for _, pixels, _ in run],
+                                                  segmentation=[due for *_, due in run])
+        except Exception as error:  # noqa: B902 (the stream must survive any one batch)
+            for frame, *_ in run:
+                self._cameras[frame.camera].stats.frame_failed()
+            self._log_failure('inference', error)
+            return
+        # Publish only after every earlier batch: outputs leave in arrival order.
         wait_turn()
         with self._publish_lock:
-            if not self._publishing:
-                self.stats.frame_dropped()  # stopping: the result is discarded
-                return
-            self._publish(frame, pixels, prediction, predictor, settings.publish_debug_images)
+            for (frame, pixels, _), prediction in zip(run, predictions):
+                if not self._publishing:
+                    # Stopping: the result is discarded (its publishers may be going away).
+                    self._cameras[frame.camera].stats.frame_dropped()
+                    continue
+                self._publish(frame, pixels, prediction, predictor,
+                              self.settings.publish_debug_images, batched=len(run) > 1)
+
+    def _mask_due(self, entry: Taken) -> bool:
+        """Whether this frame's mask is due: the 1st, N+1th, ... frame of its camera."""
+        return ('segmentation' in self.tasks
+                and entry.sequence % self.settings.segmentation_every == 0)
 
     def _publish(self, frame: Frame, pixels: np.ndarray, prediction, predictor: Predictor,
-                 force: bool) -> None:
-        header, publishers = frame.header, self._publishers_by_topic
+                 force: bool, batched: bool) -> None:
+        camera = self._cameras[frame.camera]
+        header, publishers = frame.header, camera.publishers
         if 'detection' in self.tasks:
             publishers['detections'].publish(conversions.detections_to_msg(
                 prediction.boxes, prediction.scores, prediction.labels,
@@ -367,22 +391,30 @@ class PerceptionNode(LifecycleNode):
                 overlay.publish(conversions.rgb_to_image(draw_detections(
                     pixels, prediction.boxes, prediction.scores, prediction.labels,
                     predictor.class_names['detection']), header))
-        if 'segmentation' in self.tasks:
-            publishers['segmentation/mask'].publish(
-                conversions.mask_to_image(prediction.mask, header))
+        mask = prediction.mask if 'segmentation' in self.tasks else None
+        if mask is not None:
+            publishers['segmentation/mask'].publish(conversions.mask_to_image(mask, header))
             color = publishers['segmentation/color']
             if force or color.get_subscription_count() > 0:
-                color.publish(conversions.rgb_to_image(colorize_mask(prediction.mask), header))
-        self.stats.frame_processed(sum(prediction.timings.values()),
-                                   (time.monotonic() - frame.received) * 1000.0)
+                color.publish(conversions.rgb_to_image(colorize_mask(mask), header))
+        camera.stats.frame_processed(sum(prediction.timings.values()),
+                                     (time.monotonic() - frame.received) * 1000.0,
+                                     mask=mask is not None, batched=batched)
 
     def _publish_diagnostics(self) -> None:
-        snapshot = self.stats.snapshot()
         state = 'active' if self._active else 'inactive'
-        status = stats_status(snapshot, name=self.get_fully_qualified_name(),
-                              hardware_id=self.settings.device if self.settings else '',
-                              state=state, previous=self._last_report)
-        self._last_report = snapshot
-        message = DiagnosticArray(status=[status])
+        name = self.get_fully_qualified_name()
+        sources = [(name, self.stats)]
+        if self.settings.cameras:
+            sources += [(f'{name}/{camera.name}', camera.stats) for camera in self._cameras]
+        statuses = []
+        for status_name, stats in sources:
+            snapshot = stats.snapshot()
+            statuses.append(stats_status(
+                snapshot, name=status_name,
+                hardware_id=self.settings.device if self.settings else '', state=state,
+                previous=self._last_reports.get(status_name)))
+            self._last_reports[status_name] = snapshot
+        message = DiagnosticArray(status=statuses)
         message.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_publisher.publish(message)

@@ -34,6 +34,10 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 RELIABILITIES = ('best_effort', 'reliable')
 _DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
+# A camera name is a relative ROS name (its topics live under the node's namespace).
+_CAMERA_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
+_TOPIC_PATTERN = re.compile(r'^(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
+MAX_CAMERAS = 16
 # Upper end of max_image_pixels: sensor_msgs/Image holds width and height as uint32, but
 # beyond 2^32 pixels (12 GiB of rgb8) no camera frame is meant.
 MAX_IMAGE_PIXELS_LIMIT = 1 << 32
@@ -55,6 +59,7 @@ class ParameterSpec:
     minimum: Optional[float] = None
     maximum: Optional[float] = None
     tasks: tuple = ()
+    dynamic_typing: bool = False
 
     def used_by(self, tasks: Sequence[str]) -> bool:
         """Return whether a node running ``tasks`` declares this parameter."""
@@ -62,7 +67,8 @@ class ParameterSpec:
 
     def descriptor(self) -> ParameterDescriptor:
         """Return the ROS ParameterDescriptor (description, choices text, numeric range)."""
-        descriptor = ParameterDescriptor(description=self.description)
+        descriptor = ParameterDescriptor(description=self.description,
+                                         dynamic_typing=self.dynamic_typing)
         if self.choices:
             descriptor.additional_constraints = 'one of: ' + ', '.join(self.choices)
         if self.minimum is not None and isinstance(self.default, float):
@@ -88,6 +94,20 @@ PARAMETERS = (
     ParameterSpec('inference_threads', 0, 'Intra-op threads per inference worker '
                   '(onnxruntime session threads; torch: torch.set_num_threads); 0: the '
                   "backend's default.", minimum=0, maximum=256),
+    ParameterSpec('cameras', '', 'Camera names: one node serves them all, subscribing '
+                  '<camera>/image and publishing <camera>/detections, <camera>/segmentation/mask '
+                  '(and the debug images) per camera. A string array, or a string such as '
+                  "'front,down' or '[front, down]'; empty: one camera on image.",
+                  dynamic_typing=True),
+    ParameterSpec('camera_topics', '', 'Input image topic of each camera, in the order of '
+                  'cameras (string array or string as for cameras); empty: <camera>/image.',
+                  dynamic_typing=True),
+    ParameterSpec('max_batch', 4, 'Most frames, one per camera, run together as one batch '
+                  'when several cameras have a frame waiting.', minimum=1, maximum=64),
+    ParameterSpec('segmentation_every', 1, 'Compute and publish the segmentation mask on '
+                  'every Nth frame of each camera (detection still runs on every frame; the '
+                  'segmentation head is skipped on the others).', minimum=1, maximum=10000,
+                  tasks=('segmentation',)),
     ParameterSpec('score_threshold', 0.3, 'Minimum detection score reported (also the '
                   'threshold in detections/label_info).', minimum=0.0, maximum=1.0,
                   tasks=('detection',)),
@@ -134,6 +154,10 @@ class NodeSettings:
     half: bool
     inference_workers: int
     inference_threads: int
+    cameras: tuple
+    camera_topics: tuple
+    max_batch: int
+    segmentation_every: int
     score_threshold: float
     nms_threshold: float
     max_detections: int
@@ -167,6 +191,8 @@ def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Pa
               for spec in PARAMETERS}
     for spec in declared:
         value = values[spec.name]
+        if spec.dynamic_typing:
+            continue
         if spec.choices and value not in spec.choices:
             raise ValueError(f'parameter {spec.name}={value!r} is not one of {list(spec.choices)}')
         if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
@@ -185,4 +211,52 @@ def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Pa
         checkpoint = default_checkpoint
     settings = {spec.name: values[spec.name] for spec in PARAMETERS}
     settings['checkpoint'] = Path(checkpoint).expanduser()
+    settings['cameras'], settings['camera_topics'] = _cameras(values['cameras'],
+                                                              values['camera_topics'])
     return NodeSettings(**settings)
+
+
+def parse_names(name: str, value: Any) -> tuple:
+    """
+    Return a list parameter's items from a string array or a string.
+
+    A string may list the items separated by commas, optionally in brackets (``'a,b'``,
+    ``'[a, b]'``, as a launch argument passes them); empty (or ``[]``) is no item.
+
+    :raises ValueError: naming the parameter, for another type or an empty item.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith('[') and text.endswith(']'):
+            text = text[1:-1].strip()
+        if not text:
+            return ()
+        items = [item.strip().strip('\'"').strip() for item in text.split(',')]
+    elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise ValueError(f'parameter {name}={value!r} must be a string array or a string')
+    if any(not item for item in items):
+        raise ValueError(f'parameter {name}={value!r} has an empty item')
+    return tuple(items)
+
+
+def _cameras(cameras: Any, camera_topics: Any) -> tuple:
+    """Return validated ``(cameras, camera_topics)`` (see the parameters' descriptions)."""
+    names, topics = parse_names('cameras', cameras), parse_names('camera_topics', camera_topics)
+    if len(names) > MAX_CAMERAS:
+        raise ValueError(f'parameter cameras lists {len(names)} cameras; at most '
+                         f'{MAX_CAMERAS} are served by one node')
+    for camera in names:
+        if not _CAMERA_PATTERN.match(camera):
+            raise ValueError(f'parameter cameras: {camera!r} is not a relative ROS name '
+                             '(letters, digits, _ and /, not starting with / or a digit)')
+    if len(set(names)) != len(names):
+        raise ValueError(f'parameter cameras={list(names)} names a camera twice')
+    if topics and len(topics) != len(names):
+        raise ValueError(f'parameter camera_topics lists {len(topics)} topics for '
+                         f'{len(names)} cameras {list(names)}; give one per camera or none')
+    for topic in topics:
+        if not _TOPIC_PATTERN.match(topic):
+            raise ValueError(f'parameter camera_topics: {topic!r} is not a valid topic name')
+    return names, topics

@@ -13,120 +13,18 @@
 # limitations under the License.
 
 """
-The node's frame plumbing without ROS: latest-frame mailbox, counters and log throttling.
+The node's frame counters and log throttling, without ROS.
 
-The camera callback puts each frame into a one-slot mailbox; the inference workers take the
-newest one. A frame arriving while every worker is busy replaces the waiting one (counted as a
-drop), so at most one frame waits and end-to-end latency stays near one inference time however
-fast images arrive. With several workers, ``PublishOrder`` makes their results leave in the
-order the frames arrived.
+``PipelineStats`` counts one camera's frame flow (or, as the parent of the cameras' stats, the
+whole node's); which frames run and in which order their results leave is
+``mtl_perception.ros.scheduling``.
 """
 
 from collections import deque
 from dataclasses import dataclass
 import threading
 import time
-from typing import Any, Callable, Optional
-
-
-class FrameMailbox:
-    """One-slot, thread-safe mailbox holding only the newest item."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._item: Any = None
-        self._full = False
-        self._closed = False
-
-    def put(self, item: Any) -> bool:
-        """
-        Store ``item``; return True if an item was dropped.
-
-        The dropped item is the one that was waiting, or ``item`` itself once closed.
-        """
-        with self._condition:
-            if self._closed:
-                return True
-            replaced = self._full
-            self._item, self._full = item, True
-            self._condition.notify()
-            return replaced
-
-    def take(self, timeout: Optional[float] = None) -> Any:
-        """Remove and return the waiting item; None on timeout or once closed."""
-        with self._condition:
-            self._condition.wait_for(lambda: self._full or self._closed, timeout)
-            if self._closed or not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            return item
-
-    def close(self) -> bool:
-        """
-        Wake every waiting ``take`` (they return None) and refuse further items.
-
-        Returns True if a waiting item was discarded.
-        """
-        with self._condition:
-            discarded = self._full
-            self._closed = True
-            self._item, self._full = None, False
-            self._condition.notify_all()
-            return discarded
-
-    @property
-    def closed(self) -> bool:
-        """Whether close() was called."""
-        return self._closed
-
-
-class PublishOrder:
-    """
-    Let workers that finish frames out of order publish them in arrival order.
-
-    A worker takes a frame and a ticket in one step (``take``, serialised between workers, so
-    tickets follow the mailbox's arrival order), runs inference without any lock, then
-    publishes after ``wait_turn(ticket)``, which waits until every frame taken before its own
-    has been published or abandoned (``done``). A newer frame is therefore never published
-    before an older one, and a slow frame delays the frames behind it rather than being
-    overtaken.
-    """
-
-    def __init__(self) -> None:
-        self._take_lock = threading.Lock()
-        self._condition = threading.Condition()
-        self._next = 0
-        self._in_flight: list = []
-
-    def take(self, mailbox: FrameMailbox, timeout: Optional[float] = None) -> tuple:
-        """Return ``(item, ticket)`` from ``mailbox``; ``(None, None)`` on timeout or close."""
-        with self._take_lock:
-            item = mailbox.take(timeout)
-            if item is None:
-                return None, None
-            with self._condition:
-                ticket = self._next
-                self._next += 1
-                self._in_flight.append(ticket)
-            return item, ticket
-
-    def wait_turn(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        """Wait until ``ticket`` is the oldest frame in flight; False on timeout."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._in_flight[0] == ticket, timeout)
-
-    def done(self, ticket: int) -> None:
-        """Mark ``ticket`` published or abandoned, letting the next frame go (idempotent)."""
-        with self._condition:
-            if ticket in self._in_flight:
-                self._in_flight.remove(ticket)
-                self._condition.notify_all()
-
-    @property
-    def in_flight(self) -> int:
-        """Frames taken and not yet done."""
-        with self._condition:
-            return len(self._in_flight)
+from typing import Callable, Optional
 
 
 class RateWindow:
@@ -169,9 +67,12 @@ class StatsSnapshot:
     received: int
     processed: int
     dropped: int
+    skipped: int
     rejected: int
     failed: int
     pending: int
+    masks: int
+    batched: int
     input_rate_hz: float
     processed_rate_hz: float
     inference_ms: float
@@ -180,57 +81,90 @@ class StatsSnapshot:
 
 class PipelineStats:
     """
-    Thread-safe counters of the node's frame flow, reported on /diagnostics.
+    Thread-safe counters of one camera's frame flow (or a node's), reported on /diagnostics.
 
-    received = frames accepted into the mailbox; each is later processed, dropped (replaced
-    while waiting, or discarded on deactivate), rejected (could not be decoded) or failed
-    (inference raised); ``pending`` are those not yet finished (waiting or in inference).
-    Inputs rejected before the mailbox count as rejected only.
+    received = frames accepted into the camera's slot; each is later processed, dropped
+    (replaced while waiting, or discarded on deactivate), skipped (not due on a node whose
+    only task runs at a lower rate, see ``segmentation_every``), rejected (could not be
+    decoded) or failed (inference raised); ``pending`` are those not yet finished (waiting or
+    in inference). Inputs rejected before the slot count as rejected only. ``masks``: frames
+    whose segmentation mask was published; ``batched``: frames that ran in one batch with
+    frames of other cameras.
+
+    ``parent``: every count is also made there (the node's totals over its cameras).
     """
 
-    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 parent: 'PipelineStats | None' = None) -> None:
         self._lock = threading.Lock()
         self._clock = clock
+        self._parent = parent
         self._inputs = RateWindow(window)
         self._outputs = RateWindow(window)
         self._inference: deque = deque(maxlen=50)
         self._end_to_end: deque = deque(maxlen=50)
-        self.received = self.processed = self.dropped = self.rejected = self.failed = 0
+        self.received = self.processed = self.dropped = self.skipped = 0
+        self.rejected = self.failed = self.masks = self.batched = 0
         self._rejected_received = 0
 
     def frame_received(self) -> None:
-        """Count one frame accepted into the mailbox."""
+        """Count one frame accepted into the camera's slot."""
         with self._lock:
             self.received += 1
             self._inputs.add(self._clock())
+        if self._parent is not None:
+            self._parent.frame_received()
 
     def frame_dropped(self) -> None:
-        """Count one frame replaced in (or discarded from) the mailbox before inference."""
+        """Count one frame replaced in (or discarded from) its slot before inference."""
         with self._lock:
             self.dropped += 1
+        if self._parent is not None:
+            self._parent.frame_dropped()
+
+    def frame_skipped(self) -> None:
+        """Count one frame taken but not run: no task of the node was due on it."""
+        with self._lock:
+            self.skipped += 1
+        if self._parent is not None:
+            self._parent.frame_skipped()
 
     def input_rejected(self, received: bool = False) -> None:
         """
         Count one input that could not be converted to an image.
 
-        ``received``: the input had been accepted into the mailbox (decoded lazily).
+        ``received``: the input had been accepted into the slot (decoded lazily).
         """
         with self._lock:
             self.rejected += 1
             self._rejected_received += int(received)
+        if self._parent is not None:
+            self._parent.input_rejected(received)
 
     def frame_failed(self) -> None:
         """Count one frame whose inference raised."""
         with self._lock:
             self.failed += 1
+        if self._parent is not None:
+            self._parent.frame_failed()
 
-    def frame_processed(self, inference_ms: float, end_to_end_ms: float) -> None:
-        """Count one frame whose results were published, with its latencies in ms."""
+    def frame_processed(self, inference_ms: float, end_to_end_ms: float,
+                        mask: bool = False, batched: bool = False) -> None:
+        """
+        Count one frame whose results were published, with its latencies in ms.
+
+        ``mask``: its segmentation mask was among them; ``batched``: it ran in one batch with
+        other cameras' frames.
+        """
         with self._lock:
             self.processed += 1
+            self.masks += int(mask)
+            self.batched += int(batched)
             self._outputs.add(self._clock())
             self._inference.append(inference_ms)
             self._end_to_end.append(end_to_end_ms)
+        if self._parent is not None:
+            self._parent.frame_processed(inference_ms, end_to_end_ms, mask, batched)
 
     def snapshot(self) -> StatsSnapshot:
         """Return the current counters, rates and mean recent latencies."""
@@ -238,9 +172,10 @@ class PipelineStats:
             now = self._clock()
             return StatsSnapshot(
                 received=self.received, processed=self.processed, dropped=self.dropped,
-                rejected=self.rejected, failed=self.failed,
-                pending=self.received - self.processed - self.dropped - self.failed
-                - self._rejected_received,
+                skipped=self.skipped, rejected=self.rejected, failed=self.failed,
+                pending=self.received - self.processed - self.dropped - self.skipped
+                - self.failed - self._rejected_received,
+                masks=self.masks, batched=self.batched,
                 input_rate_hz=self._inputs.rate(now), processed_rate_hz=self._outputs.rate(now),
                 inference_ms=_mean(self._inference), end_to_end_ms=_mean(self._end_to_end))
 

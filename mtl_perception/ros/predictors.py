@@ -1,0 +1,55 @@
+# Copyright 2026 The mtl_perception Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Load the Predictors a perception node runs: one per inference worker."""
+
+from pathlib import Path
+
+from mtl_perception.inference.predictor import Predictor
+from mtl_perception.resources import model_file
+from mtl_perception.ros.parameters import NodeSettings
+
+__all__ = ['demo_checkpoint', 'load_predictors']
+
+
+def demo_checkpoint(name: str) -> Path | None:
+    """Return the package's demo model ``name``, or None when its share directory is missing."""
+    try:
+        return model_file(name)
+    except FileNotFoundError:
+        return None
+
+
+def load_predictors(settings: NodeSettings) -> list:
+    """Load one Predictor per inference worker (closing those loaded if one fails)."""
+    options = {}
+    if settings.inference_threads and settings.backend == 'onnxruntime':
+        options['threads'] = settings.inference_threads
+    elif settings.inference_threads and settings.backend == 'torch':
+        import torch
+        # Per process, not per worker: every worker's ops use this many threads.
+        torch.set_num_threads(settings.inference_threads)
+    predictors = []
+    try:
+        for _ in range(settings.inference_workers):
+            predictors.append(Predictor.from_checkpoint(
+                settings.checkpoint, backend=settings.backend, device=settings.device,
+                half=settings.half, score_threshold=settings.score_threshold,
+                nms_threshold=settings.nms_threshold, max_detections=settings.max_detections,
+                **options))
+    except BaseException:
+        for predictor in predictors:
+            predictor.close()
+        raise
+    return predictors
