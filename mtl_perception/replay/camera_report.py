@@ -226,9 +226,10 @@ def _check_rows(report: dict) -> list:
     rows = []
     for entry in checks:
         spread = entry.get('spread') or {}
-        text = _fmt(entry['value'], '.2f', 'x')
+        # Three decimals: a value just past its limit must not print as the limit itself.
+        text = _fmt(entry['value'], '.3f', 'x')
         if (spread.get('n') or 0) > 1:
-            text += f' (rounds {spread["min"]:.2f}-{spread["max"]:.2f}x, n={spread["n"]})'
+            text += f' (rounds {spread["min"]:.3f}-{spread["max"]:.3f}x, n={spread["n"]})'
         if entry.get('problem'):
             text += f'; {entry["problem"]}'
         rows.append((entry['target'], text,
