@@ -21,6 +21,12 @@ resolved recipe is logged, written to ``<output>/recipe.yaml`` and stored in the
 (``recipe``), so every checkpoint says how it was made. The same recipe with
 ``--set tasks=[detection]`` or ``--set tasks=[segmentation]`` trains the single-task twins
 identically.
+
+Under ``torchrun`` (``torchrun --standalone --nproc_per_node=N $(which mtl-perception) train
+...``) the N processes train one run with DistributedDataParallel
+(:mod:`mtl_perception.engine.distributed`): ``training.batch_size`` stays the GLOBAL batch,
+split evenly among the processes, so the same recipe trains the same network on one process
+or several; rank 0 alone writes the output folder.
 """
 
 import argparse
@@ -54,11 +60,18 @@ def _device(name: str):
     return torch.device(name)
 
 
-def build_run(recipe: dict, output: Path, *, progress: bool = True):
-    """Build the Trainer a validated recipe describes (model, data, optimisation)."""
+def build_run(recipe: dict, output: Path, *, progress: bool = True, distributed=None):
+    """
+    Build the Trainer a validated recipe describes (model, data, optimisation).
+
+    :param distributed: this process's
+        :class:`~mtl_perception.engine.distributed.DistributedContext` (None: one process on
+        the recipe's device).
+    """
     import torch
     from mtl_perception.cli.datasets import build_source, build_transforms, class_names
     from mtl_perception.data import collate_samples, TransformedDataset
+    from mtl_perception.engine.distributed import DistributedContext, ShardedBatchSampler
     from mtl_perception.engine.optim import build_optimizer, build_scheduler
     from mtl_perception.engine.trainer import seed_everything, Trainer
     from mtl_perception.model_card import IMAGENET_MEAN, IMAGENET_STD
@@ -67,6 +80,7 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True):
     from mtl_perception.modeling.weighting import build_weighting
 
     training, model_cfg = recipe['training'], recipe['model']
+    distributed = distributed or DistributedContext(device=_device(training['device']))
     tasks = tuple(t for t in ('detection', 'segmentation') if t in recipe['tasks'])
     if training['threads']:
         torch.set_num_threads(int(training['threads']))
@@ -81,12 +95,23 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True):
                         backbone_weights=model_cfg['backbone_weights'], **arch_kwargs)
     transform = build_transforms(recipe['data']['augment'], size, IMAGENET_MEAN, IMAGENET_STD)
     dataset = TransformedDataset(train_set, transform, seed=int(training['seed']))
-    batch_size = int(training['batch_size'])
+    batch_size = int(training['batch_size'])  # global: all processes together
     generator = torch.Generator().manual_seed(int(training['seed']))
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, generator=generator,
-        num_workers=int(training['workers']), collate_fn=collate_samples,
-        drop_last=len(dataset) >= 2 * batch_size)
+    drop_last = len(dataset) >= 2 * batch_size
+    if distributed.enabled:
+        # The very sampler and generator one process would use, each global batch split.
+        sampler = torch.utils.data.RandomSampler(dataset, generator=generator)
+        batches = ShardedBatchSampler(
+            torch.utils.data.BatchSampler(sampler, batch_size, drop_last),
+            distributed.rank, distributed.world_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, generator=generator,
+            num_workers=int(training['workers']), collate_fn=collate_samples)
+    else:
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, generator=generator,
+            num_workers=int(training['workers']), collate_fn=collate_samples,
+            drop_last=drop_last)
     weighting = build_weighting(training['weighting'], tasks,
                                 **(training['weighting_kwargs'] or {}))
     criterion = MultiTaskLoss(tasks, weighting)
@@ -109,23 +134,40 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True):
                    eval_dataset=val_set, eval_interval=int(training['eval_interval']),
                    eval_max_images=training['eval_max_images'],
                    grad_clip=training['grad_clip'], amp=bool(training['amp']),
-                   device=_device(training['device']), seed=int(training['seed']),
-                   progress=progress, channels_last=bool(training['channels_last']))
+                   device=distributed.device, seed=int(training['seed']),
+                   progress=progress, channels_last=bool(training['channels_last']),
+                   distributed=distributed)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Load the recipe, train, and print where the checkpoint went."""
+    """Load the recipe, train (distributed under torchrun), print where the checkpoint went."""
     from mtl_perception.cli.recipe import load_recipe
+    from mtl_perception.engine.distributed import init_distributed, shutdown_distributed
 
     recipe = load_recipe(args.config, args.overrides)
     output = args.output or Path(recipe['output'] or Path('runs') / recipe['name'])
     recipe['output'] = str(output)
+    distributed = init_distributed(_device(recipe['training']['device']))
+    try:
+        return _train(recipe, output, args, distributed)
+    finally:
+        shutdown_distributed()
+
+
+def _train(recipe: dict, output: Path, args: argparse.Namespace, distributed) -> int:
     text = yaml.safe_dump(recipe, sort_keys=False)
-    _LOG.info('resolved recipe:\n%s', text)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / 'recipe.yaml').write_text(text)
-    trainer = build_run(recipe, output, progress=not args.no_progress)
+    if distributed.is_main:
+        _LOG.info('resolved recipe:\n%s', text)
+        if distributed.enabled:
+            _LOG.info('distributed training: %d processes, global batch %d (%d each)',
+                      distributed.world_size, recipe['training']['batch_size'],
+                      recipe['training']['batch_size'] // distributed.world_size)
+        output.mkdir(parents=True, exist_ok=True)
+        (output / 'recipe.yaml').write_text(text)
+    trainer = build_run(recipe, output, progress=not args.no_progress, distributed=distributed)
     result = trainer.fit(resume=args.resume)
+    if not distributed.is_main:
+        return 0
     minutes = result['seconds'] / 60
     print(f'trained {result["epochs"]} epochs ({result["steps"]} steps, {minutes:.1f} min); '
           f'checkpoint {trainer.stem}.safetensors')

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-The training loop: one device, everything it uses passed in.
+The training loop: one device per process, everything it uses passed in.
 
 Per batch: forward, :class:`~mtl_perception.modeling.losses.MultiTaskLoss`, the GradNorm hook
 (a no-op for other weightings) before ``backward``, optional gradient clipping, optimizer and
@@ -22,6 +22,12 @@ epoch the weighting's ``end_epoch`` hook (DWA), optional evaluation with the Pre
 held-out set, a checkpoint (safetensors + model card) and the resumable training state (no
 pickle, see :mod:`.state`). Data order and augmentation are seeded per epoch, so a run resumed
 at an epoch boundary continues as the uninterrupted run would have.
+
+Given a :class:`~mtl_perception.engine.distributed.DistributedContext` of several processes,
+the model trains inside DistributedDataParallel with global BatchNorm, losses normalised over
+the global batch and the loss weighting's gradients averaged (see :mod:`.distributed`); rank 0
+alone evaluates, logs, shows progress and saves, and every process resumes from the same
+saved state.
 """
 
 import logging
@@ -31,6 +37,8 @@ from pathlib import Path
 import random
 import time
 
+from mtl_perception.engine.distributed import (average_gradients, DistributedContext,
+                                               reduce_losses, wrap_model)
 from mtl_perception.engine.evaluation import evaluate_predictor, predictor_for_model
 from mtl_perception.engine.metric_log import MetricLogger
 from mtl_perception.engine.state import (load_training_state, rng_state,
@@ -82,9 +90,11 @@ class Trainer:
     :param criterion: MultiTaskLoss built for ``model.tasks`` (owns the weighting).
     :param optimizer: over the model's (and the weighting's) parameters.
     :param scheduler: per-iteration LR scheduler (stepped after every optimizer step).
-    :param loader: training DataLoader yielding ``collate_samples`` batches; if its sampler
-        has a ``generator`` it is reseeded every epoch, and a dataset with ``set_epoch`` is
-        told the epoch.
+    :param loader: training DataLoader yielding ``collate_samples`` batches (with several
+        processes: this process's share of each global batch, e.g. through a
+        :class:`~mtl_perception.engine.distributed.ShardedBatchSampler`); the ``generator``
+        of its (batch sampler's) sampler is reseeded every epoch, and a sampler, batch sampler
+        or dataset with ``set_epoch`` is told the epoch.
     :param epochs: total number of epochs.
     :param output_dir: where ``<name>.safetensors``/``.yaml``, the state and the logs go.
     :param card: model card template (name, architecture, arch_kwargs, classes, mean, std,
@@ -97,6 +107,8 @@ class Trainer:
     :param seed: base seed for the per-epoch data order.
     :param channels_last: train in the channels-last memory format (faster depthwise
         convolutions on CPUs; the saved weights are contiguous either way).
+    :param distributed: this process's place in a distributed job (None: a single process);
+        its device overrides ``device``.
     """
 
     def __init__(self, model: MultiTaskModel, criterion: MultiTaskLoss,
@@ -106,11 +118,17 @@ class Trainer:
                  eval_interval: int = 1, eval_max_images: int | None = None,
                  grad_clip: float | None = None, amp: bool = False,
                  device: str | torch.device = 'cpu', seed: int = 0, progress: bool = True,
-                 tensorboard: bool = True, channels_last: bool = False) -> None:
+                 tensorboard: bool = True, channels_last: bool = False,
+                 distributed: DistributedContext | None = None) -> None:
         """Keep the parts and prepare the device, AMP and logging."""
         if epochs < 1:
             raise ValueError(f'epochs must be >= 1, got {epochs}')
-        self.device = torch.device(device)
+        self.dist = distributed or DistributedContext(device=torch.device(device))
+        if self.dist.enabled and criterion.weighting.requires_shared_grads:
+            raise ValueError('training.weighting=gradnorm cannot train distributed: its '
+                             'gradient norms would be per process; use one process or '
+                             'another weighting')
+        self.device = self.dist.device if distributed is not None else torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.criterion = criterion.to(self.device)
@@ -125,7 +143,10 @@ class Trainer:
         if amp and not self.amp:
             _LOG.info('AMP requested but the device is %s: training in float32', self.device)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
-        self.seed, self.progress, self.tensorboard = int(seed), progress, tensorboard
+        self.seed, self.tensorboard = int(seed), tensorboard
+        self.progress = progress and self.dist.is_main
+        # What runs the training forward pass: the model itself, or it inside DDP.
+        self.network = wrap_model(self.model, self.dist)
         self.epoch, self.step = 0, 0
         self.metrics: dict = {}
         self.shared = (last_shared_parameters(model)
@@ -142,9 +163,12 @@ class Trainer:
 
     def save(self) -> Path:
         """Write the checkpoint (weights + card with metrics) and the training state."""
-        card = {**self.card, 'metrics': self.metrics}
-        weights, _ = save_checkpoint(self.model, self.stem, card)
-        save_training_state(self.stem, self.state_dict())
+        weights = checkpoint_paths(self.stem)[0]
+        if self.dist.is_main:
+            card = {**self.card, 'metrics': self.metrics}
+            weights, _ = save_checkpoint(self.model, self.stem, card)
+            save_training_state(self.stem, self.state_dict())
+        self.dist.barrier()
         return weights
 
     def resume(self) -> None:
@@ -161,17 +185,25 @@ class Trainer:
             self.scaler.load_state_dict(state['scaler'])
         set_rng_state(state['rng'])
         self.epoch, self.step = int(state['epoch']), int(state['step'])
+        if not self.dist.is_main:  # the saved RNG state is rank 0's
+            seed_everything(self.seed + self.dist.rank + 1_000_003 * self.epoch)
         self.metrics = state.get('metrics') or {}
-        _LOG.info('resumed from %s at epoch %d, step %d', weights_path, self.epoch, self.step)
+        if self.dist.is_main:
+            _LOG.info('resumed from %s at epoch %d, step %d', weights_path, self.epoch,
+                      self.step)
 
     # ----------------------------------------------------------------- loop
     def _start_epoch(self, epoch: int) -> None:
-        generator = getattr(getattr(self.loader, 'sampler', None), 'generator', None)
-        if isinstance(generator, torch.Generator):
-            generator.manual_seed(self.seed * 1_000_003 + epoch)
-        dataset = getattr(self.loader, 'dataset', None)
-        if hasattr(dataset, 'set_epoch'):
-            dataset.set_epoch(epoch)
+        sampler = getattr(self.loader, 'sampler', None)
+        batch_sampler = getattr(self.loader, 'batch_sampler', None)
+        # Usually one sampler reached two ways; reseeding it twice leaves the same state.
+        for part in (sampler, getattr(batch_sampler, 'sampler', None)):
+            generator = getattr(part, 'generator', None)
+            if isinstance(generator, torch.Generator):
+                generator.manual_seed(self.seed * 1_000_003 + epoch)
+        for part in (sampler, batch_sampler, getattr(self.loader, 'dataset', None)):
+            if hasattr(part, 'set_epoch'):
+                part.set_epoch(epoch)
 
     def train_one_epoch(self, epoch: int, logger: MetricLogger | None = None) -> dict:
         """Run one pass over the loader; return the mean per-task losses."""
@@ -179,6 +211,9 @@ class Trainer:
         self._start_epoch(epoch)
         anchors = self.model.anchors if 'detection' in self.model.tasks else None
         sums: dict[str, float] = {}
+        # Non-zero global task losses, the epoch means DWA needs when several processes train.
+        task_sums = dict.fromkeys(self.criterion.tasks, 0.0)
+        task_counts = dict.fromkeys(self.criterion.tasks, 0)
         batches = 0
         bar = tqdm(self.loader, desc=f'epoch {epoch + 1}/{self.epochs}', unit='batch',
                    disable=not self.progress, dynamic_ncols=True)
@@ -187,18 +222,26 @@ class Trainer:
                                memory_format=self.memory_format)
             targets = _to_device(targets, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                outputs = self.model(images)
+                outputs = self.network(images)
                 losses = self.criterion(outputs, targets, anchors)
-            total = losses['total']
-            if not torch.isfinite(total):
+            if self.dist.enabled:
+                total, values = reduce_losses(self.criterion, losses, targets,
+                                              self.dist.world_size)
+            else:
+                total = losses['total']
+                values = {k: float(v.detach()) for k, v in losses.items()}
+            # The values are the same on every process, so all stop together.
+            if not math.isfinite(values['total']):
                 raise RuntimeError(f'non-finite loss at epoch {epoch + 1}, step {self.step}: '
-                                   f'{ {k: float(v) for k, v in losses.items()} }')
+                                   f'{values}')
             self.optimizer.zero_grad(set_to_none=True)
             # GradNorm needs the graph of the task losses before backward frees it.
             gradnorm = self.criterion.weighting.gradnorm_step(
                 {t: losses[t] for t in self.criterion.tasks}, self.shared) \
                 if self.shared else None
             self.scaler.scale(total).backward()
+            if self.dist.enabled:
+                average_gradients(self.criterion.parameters(), self.dist.world_size)
             if self.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), float(self.grad_clip))
@@ -207,9 +250,11 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             batches += 1
-            values = {k: float(v.detach()) for k, v in losses.items()}
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value
+            for task in task_sums:
+                task_sums[task] += values[task]
+                task_counts[task] += values[task] != 0.0
             means = {k: v / batches for k, v in sums.items()}
             bar.set_postfix({**{k[:3]: f'{v:.3f}' for k, v in means.items()},
                              'lr': f'{self.optimizer.param_groups[0]["lr"]:.2g}'})
@@ -223,7 +268,11 @@ class Trainer:
         bar.close()
         if batches == 0:
             raise ValueError('the training loader is empty')
-        self.criterion.weighting.end_epoch()
+        if self.dist.enabled:  # the weighting saw this process's share, not the global batch
+            self.criterion.weighting.end_epoch(
+                {t: task_sums[t] / max(task_counts[t], 1) for t in task_sums})
+        else:
+            self.criterion.weighting.end_epoch()
         return {k: v / batches for k, v in sums.items()}
 
     def evaluate(self) -> dict:
@@ -245,26 +294,32 @@ class Trainer:
         if resume:
             self.resume()
         else:
-            seed_everything(self.seed)
-        logger = MetricLogger(self.output_dir, tensorboard=self.tensorboard)
+            seed_everything(self.seed + self.dist.rank)
+        logger = (MetricLogger(self.output_dir, tensorboard=self.tensorboard)
+                  if self.dist.is_main else None)
         start = time.perf_counter()
         train_loss: dict = {}
         try:
             while self.epoch < self.epochs:
                 epoch = self.epoch
                 train_loss = self.train_one_epoch(epoch, logger)
-                logger.log(self.step, epoch + 1, 'epoch',
-                           {f'loss/{k}': v for k, v in train_loss.items()})
+                if logger is not None:
+                    logger.log(self.step, epoch + 1, 'epoch',
+                               {f'loss/{k}': v for k, v in train_loss.items()})
                 last = epoch + 1 == self.epochs
                 due = self.eval_interval > 0 and ((epoch + 1) % self.eval_interval == 0 or last)
                 if self.eval_dataset is not None and due:
-                    self.metrics = self.evaluate()
-                    logger.log(self.step, epoch + 1, 'eval', _flat_metrics(self.metrics))
-                    _LOG.info('epoch %d: %s', epoch + 1, _summary(self.metrics))
+                    # Rank 0 evaluates the whole held-out set: the single-process metrics.
+                    if self.dist.is_main:
+                        self.metrics = self.evaluate()
+                        logger.log(self.step, epoch + 1, 'eval', _flat_metrics(self.metrics))
+                        _LOG.info('epoch %d: %s', epoch + 1, _summary(self.metrics))
+                    self.metrics = self.dist.broadcast(self.metrics)
                 self.epoch = epoch + 1
                 self.save()
         finally:
-            logger.close()
+            if logger is not None:
+                logger.close()
         return {'epochs': self.epoch, 'steps': self.step,
                 'seconds': time.perf_counter() - start, 'train_loss': train_loss,
                 'metrics': self.metrics}
