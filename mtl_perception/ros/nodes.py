@@ -183,7 +183,7 @@ class PerceptionNode(LifecycleNode):
         predictor = predictors[0]
         missing = [task for task in self.tasks if task not in predictor.tasks]
         if missing:
-            for loaded in predictors:
+            for loaded in {id(p): p for p in predictors}.values():
                 loaded.close()
             self.get_logger().error(
                 f'activate failed: checkpoint {settings.checkpoint} has tasks '
@@ -214,10 +214,13 @@ class PerceptionNode(LifecycleNode):
                 and 'detection' in self.tasks and not predictor.skips_segmentation:
             skip = ('; this export cannot skip the segmentation head (export it again): the '
                     'head runs on every frame, only the masks not due are left undecoded')
+        copies = len({id(loaded) for loaded in predictors})
+        sharing = 'sharing one model' if copies == 1 < len(predictors) else \
+            f'{copies} model cop{"y" if copies == 1 else "ies"}'
         self.get_logger().info(
             f'active: {predictor.card.name} ({predictor.input_size} px input), '
-            f'{len(predictors)} inference worker(s), '
-            f'{settings.inference_threads or "default"} thread(s) each{skip}')
+            f'{len(predictors)} inference worker(s) {sharing}, '
+            f'{settings.inference_threads or "default"} intra-op thread(s){skip}')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -255,7 +258,7 @@ class PerceptionNode(LifecycleNode):
         self._queue, self._workers = None, []
         if self._predictors:
             device = self.settings.device if self.settings else 'cpu'
-            for predictor in self._predictors:
+            for predictor in {id(p): p for p in self._predictors}.values():
                 predictor.close()
             self._predictors = []
             if device.startswith('cuda'):

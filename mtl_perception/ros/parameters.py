@@ -88,11 +88,12 @@ PARAMETERS = (
     ParameterSpec('backend', 'torch', 'Inference backend.', choices=BACKENDS),
     ParameterSpec('device', 'cpu', "Inference device: 'cpu', 'cuda' or 'cuda:N'."),
     ParameterSpec('half', False, 'Run the network in float16 (GPU backends only).'),
-    ParameterSpec('inference_workers', 1, 'Inference threads, each with its own copy of the '
-                  'model, working on successive frames in parallel (results are published in '
-                  'arrival order; still at most one frame waits).', minimum=1, maximum=8),
-    ParameterSpec('inference_threads', 0, 'Intra-op threads per inference worker '
-                  '(onnxruntime session threads; torch: torch.set_num_threads); 0: the '
+    ParameterSpec('inference_workers', 1, 'Inference threads working on successive frames '
+                  'in parallel (results are published in arrival order; still at most one '
+                  'frame waits per camera). On onnxruntime and torch they share one loaded '
+                  'model; on tensorrt each loads its own.', minimum=1, maximum=8),
+    ParameterSpec('inference_threads', 0, 'Intra-op threads of a loaded model (onnxruntime '
+                  'session threads; torch: torch.set_num_threads, per process); 0: the '
                   "backend's default.", minimum=0, maximum=256),
     ParameterSpec('cameras', '', 'Camera names: one node serves them all, subscribing '
                   '<camera>/image and publishing <camera>/detections, <camera>/segmentation/mask '

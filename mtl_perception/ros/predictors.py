@@ -12,7 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Load the Predictors a perception node runs: one per inference worker."""
+"""
+Load the Predictors a perception node's inference workers run.
+
+ONNX Runtime sessions and torch modules in inference mode take concurrent runs from several
+threads (the Predictor keeps its input buffer per thread), so the workers of a node on those
+backends share ONE loaded model: a second worker overlaps one frame's Python work (decoding,
+publishing) with another frame's inference without a second copy of the weights. A TensorRT
+execution context serves one run at a time, so there each worker loads its own.
+"""
 
 from pathlib import Path
 
@@ -20,7 +28,10 @@ from mtl_perception.inference.predictor import Predictor
 from mtl_perception.resources import model_file
 from mtl_perception.ros.parameters import NodeSettings
 
-__all__ = ['demo_checkpoint', 'load_predictors']
+__all__ = ['SHARED_MODEL_BACKENDS', 'demo_checkpoint', 'load_predictors']
+
+# Backends whose loaded model takes concurrent runs from several worker threads.
+SHARED_MODEL_BACKENDS = ('onnxruntime', 'torch')
 
 
 def demo_checkpoint(name: str) -> Path | None:
@@ -32,7 +43,11 @@ def demo_checkpoint(name: str) -> Path | None:
 
 
 def load_predictors(settings: NodeSettings) -> list:
-    """Load one Predictor per inference worker (closing those loaded if one fails)."""
+    """
+    Return one Predictor per inference worker (closing those loaded if one fails).
+
+    On ``SHARED_MODEL_BACKENDS`` every entry is the same Predictor, loaded once.
+    """
     options = {}
     if settings.inference_threads and settings.backend == 'onnxruntime':
         options['threads'] = settings.inference_threads
@@ -41,8 +56,9 @@ def load_predictors(settings: NodeSettings) -> list:
         # Per process, not per worker: every worker's ops use this many threads.
         torch.set_num_threads(settings.inference_threads)
     predictors = []
+    copies = 1 if settings.backend in SHARED_MODEL_BACKENDS else settings.inference_workers
     try:
-        for _ in range(settings.inference_workers):
+        for _ in range(copies):
             predictors.append(Predictor.from_checkpoint(
                 settings.checkpoint, backend=settings.backend, device=settings.device,
                 half=settings.half, score_threshold=settings.score_threshold,
@@ -52,4 +68,4 @@ def load_predictors(settings: NodeSettings) -> list:
         for predictor in predictors:
             predictor.close()
         raise
-    return predictors
+    return predictors * settings.inference_workers if copies == 1 else predictors

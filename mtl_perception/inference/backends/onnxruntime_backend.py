@@ -103,6 +103,10 @@ class OnnxRuntimeBackend(Backend):
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads or 0)
+        # Errors only: a gated export's overridable gate makes ONNX Runtime warn on every load
+        # that the initializer "appears in graph inputs", which is the design, not a problem
+        # (provider availability, the warning that matters, is checked above).
+        options.log_severity_level = 3
         configured = []
         for provider in providers:
             if provider == 'TensorrtExecutionProvider':
