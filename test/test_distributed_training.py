@@ -160,12 +160,12 @@ def _loopback(address) -> bool:
         or address.ip.startswith('::ffff:127.')
 
 
-def _run_watched(command: list, timeout: float = RUN_TIMEOUT) -> tuple[int, str, list]:
-    """Run ``command``; sample its process tree's sockets until it exits."""
+def _run_watched(command: list, log: Path, timeout: float = RUN_TIMEOUT) -> tuple:
+    """Run ``command`` (output to ``log``); sample its process tree's sockets until it exits."""
     import psutil
-    process = subprocess.Popen(command, env=_env(), cwd=str(REPO_ROOT), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(log, 'w', encoding='utf-8') as stream:
+        process = subprocess.Popen(command, env=_env(), cwd=str(REPO_ROOT), stdout=stream,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     sockets, deadline = set(), time.monotonic() + timeout
     try:
         while process.poll() is None:
@@ -184,12 +184,12 @@ def _run_watched(command: list, timeout: float = RUN_TIMEOUT) -> tuple[int, str,
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
             time.sleep(0.2)
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    return process.returncode, output, sorted(sockets, key=str)
+    return process.returncode, log.read_text(), sorted(sockets, key=str)
 
 
 def _torchrun(output: Path, audit: str, *extra) -> tuple[str, list]:
@@ -197,7 +197,7 @@ def _torchrun(output: Path, audit: str, *extra) -> tuple[str, list]:
                str(THIS), 'train', audit, '--log-level', 'WARNING', 'train', '--config',
                str(output.parent / 'recipe.yaml'), '--output', str(output), '--no-progress',
                *extra]
-    code, text, sockets = _run_watched(command)
+    code, text, sockets = _run_watched(command, Path(audit + '.out'))
     assert code == 0, text[-4000:]
     return text, sockets
 
@@ -379,6 +379,13 @@ def test_without_torchrun_training_is_one_process():
     with pytest.raises(ValueError, match='MASTER_ADDR, MASTER_PORT not set'):
         init_distributed(torch.device('cpu'),
                          environ={'WORLD_SIZE': '2', 'RANK': '0', 'LOCAL_RANK': '0'})
+
+
+def test_loopback_launcher_refuses_several_machines(capsys):
+    from mtl_perception.engine.launch import main as launch
+    assert launch(['--nnodes=2', '--nproc_per_node=1', 'train.py']) == 2
+    assert launch(['--rdzv-endpoint=10.0.0.1:29400', 'train.py']) == 2
+    assert 'one machine only' in capsys.readouterr().err
 
 
 def test_gradnorm_is_refused_with_several_processes(tmp_path):
