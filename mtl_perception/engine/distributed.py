@@ -35,6 +35,12 @@ equal to that single process in the three places data parallelism would otherwis
 What is left is floating-point summation order. The logged losses are the global batch's.
 Rank 0 alone evaluates (on the whole held-out set, so the metrics are the single-process
 ones), logs, shows progress and writes checkpoints; the others wait at a barrier.
+
+Limits: GradNorm weighting is refused (its gradient norms would be per process). Uncertainty
+weighting skips a task whose loss is zero in the batch; with partially labelled data that is
+decided per process, so a global batch labelled for a task on one process only weights that
+task's regulariser differently from one process. A single machine's sockets stay on loopback
+with :mod:`.launch` (plain torchrun's stores listen on every interface).
 """
 
 from collections.abc import Iterable, Mapping
