@@ -600,3 +600,17 @@ def test_engine_without_gate_skips_only_the_copy(tmp_path, cudart, trt):
         assert cudart.copies == []
         assert backend.run(batch)['seg_logits'].shape == (2, len(CLASSES), SIZE, SIZE)
     assert cudart.held() == 0
+
+
+def test_profile_is_tuned_for_the_cameras_a_node_serves(tmp_path, cudart, trt):
+    trt.dynamic = True
+    make_card().save(artifacts.card_path(tmp_path / 'model.onnx'))
+    (tmp_path / 'model.onnx').write_bytes(b'onnx')
+    info = build_engine(tmp_path / 'model.onnx', tmp_path / 'model.engine', precision='fp16',
+                        max_batch=4, opt_batch=2)
+    assert trt.built['config'].profiles[0].images == profile_shapes(SIZE, 1, 2, 4)
+    assert info['opt_batch'] == 2
+    assert info['rebuild_command'].endswith('--max-batch 4 --opt-batch 2')
+    with pytest.raises(ValueError, match='opt_batch must be between 1 and max_batch=4'):
+        build_engine(tmp_path / 'model.onnx', tmp_path / 'other.engine', max_batch=4,
+                     opt_batch=5)

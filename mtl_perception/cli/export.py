@@ -33,7 +33,7 @@ TensorRT (needs the optional ``tensorrt`` package and a CUDA GPU)::
 
     mtl-perception export --format tensorrt (--onnx PATH.onnx | --checkpoint CKPT)
         [--output PATH.engine] [--precision fp32|fp16|int8] [--calibration-data DIR]
-        [--max-batch 8] [--device cuda]
+        [--max-batch 8] [--opt-batch 1] [--device cuda]
 
 builds the engine from ``--onnx``, or exports ONNX beside the engine first (with the
 ONNX options above). The backends 'onnxruntime' and 'tensorrt' load these files.
@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='tensorrt int8: most calibration images (default: 256)')
     parser.add_argument('--max-batch', type=int, default=8,
                         help='tensorrt: largest batch with --dynamic-batch (default: 8)')
+    parser.add_argument('--opt-batch', type=int, default=1,
+                        help='tensorrt: batch the engine is tuned for with --dynamic-batch: '
+                             'the number of cameras one node serves (default: 1)')
     parser.add_argument('--device', default='cuda', help='tensorrt: cuda or cuda:N')
 
 
@@ -148,7 +151,8 @@ def main(args: argparse.Namespace) -> int:
     info = build_engine(onnx_path, output, precision=args.precision,
                         calibration_data=args.calibration_data,
                         calibration_images=args.calibration_images,
-                        max_batch=args.max_batch, device=args.device, progress=sys.stdout)
+                        max_batch=args.max_batch, opt_batch=args.opt_batch,
+                        device=args.device, progress=sys.stdout)
     gate = info.get('segmentation_gate')
     print(f'wrote {output} ({info["precision"]}, TensorRT {info["build"]["tensorrt_version"]}, '
           f'{info["build"]["device_name"]}, compute capability '

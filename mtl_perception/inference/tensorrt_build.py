@@ -24,8 +24,9 @@ batches of ``calibration_batch_size`` images (a remainder is left out). The cali
 cache is written beside the engine (``<stem>.calibration.cache``) and reused by later
 builds: delete it to recalibrate with other data.
 
-A dynamic-batch ONNX file gets one optimisation profile, tuned for one image per run
-(as a camera node runs it) and valid up to ``max_batch``; INT8 calibration runs on a
+A dynamic-batch ONNX file gets one optimisation profile, tuned for ``opt_batch`` images per
+run (1 as a single-camera node runs it; the camera count for a node serving several) and
+valid up to ``max_batch``; INT8 calibration runs on a
 profile of its own whose MIN = OPT = MAX is the calibration batch, so the batches the
 calibrator feeds always match the shape TensorRT calibrates with (``profile_shapes``).
 
@@ -191,13 +192,16 @@ def _profile(builder, shapes: tuple[Shape, Shape, Shape]):
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
                  precision: str = 'fp16', calibration_data: str | os.PathLike | None = None,
-                 calibration_images: int = 256, max_batch: int = 8, device: str = 'cuda',
+                 calibration_images: int = 256, max_batch: int = 8, opt_batch: int = 1,
+                 device: str = 'cuda',
                  workspace_gb: float = 2.0, progress: TextIO | None = None) -> dict:
     """
     Build ``engine_path`` from ``onnx_path`` (with its card beside it); see the module doc.
 
     :param max_batch: largest batch of the engine's profile when the ONNX batch axis is
         dynamic (ignored for a fixed batch of 1).
+    :param opt_batch: the batch the profile is tuned for: 1 for a node serving one camera, the
+        number of cameras for a node serving several (``cameras``), whose frames run together.
     :return: the ``export.tensorrt`` card entry written.
     :raises TensorRTUnavailableError: no tensorrt or cuda-python package, or no CUDA GPU.
     :raises ValueError: bad options, or TensorRT cannot parse the file or build it.
@@ -237,12 +241,16 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     # Input 0 is images (the gate, when there is one, comes second).
     dynamic = network.get_input(0).shape[0] == -1
     max_batch = int(max_batch) if dynamic else 1
+    opt_batch = int(opt_batch) if dynamic else 1
     if max_batch < 1:
         raise ValueError(f'max_batch must be >= 1, got {max_batch}')
+    if not 1 <= opt_batch <= max_batch:
+        raise ValueError(f'opt_batch must be between 1 and max_batch={max_batch}, got '
+                         f'{opt_batch}')
     if dynamic:
-        # Tuned for one image per run, as a camera node runs it.
+        # Tuned for the batch a node runs: one image per camera it serves.
         config.add_optimization_profile(_profile(
-            builder, profile_shapes(size, 1, 1, max_batch)))
+            builder, profile_shapes(size, 1, opt_batch, max_batch)))
     if precision in ('fp16', 'int8'):
         config.set_flag(trt.BuilderFlag.FP16)
     cache = engine_path.with_name(artifacts.stem_of(engine_path).name + '.calibration.cache')
@@ -277,6 +285,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         'precision': precision,
         'input_size': size,
         'max_batch': max_batch,
+        'opt_batch': opt_batch,
         'onnx': str(onnx_path),
         'segmentation_gate': SEGMENTATION_GATE if model_bytes is not None else None,
         'calibration_data': str(Path(calibration_data).resolve()) if files else None,

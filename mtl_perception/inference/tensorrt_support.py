@@ -282,6 +282,8 @@ def rebuild_command(info: dict, engine_path) -> str:
             words += ['--calibration-images', str(info['calibration_images'])]
     if info.get('max_batch', 1) > 1:
         words += ['--max-batch', str(info['max_batch'])]
+    if info.get('opt_batch', 1) > 1:
+        words += ['--opt-batch', str(info['opt_batch'])]
     return ' '.join(shlex.quote(word) for word in words)
 
 
