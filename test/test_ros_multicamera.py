@@ -41,7 +41,8 @@ CAMERAS = ('front', 'down')
 # The two cameras' drivers publish here; the node's front/image and down/image are remapped.
 CAMERA_TOPICS = {'front': '/multicam_test/front/image_raw',
                  'down': '/multicam_test/down/image_raw'}
-PICTURES = {'front': make_picture(96, 72, seed=11), 'down': make_picture(80, 64, seed=12)}
+# Camera-sized frames (the down camera a smaller sensor), so sizes and headers cannot be mixed up.
+PICTURES = {'front': make_picture(640, 480, seed=11), 'down': make_picture(320, 240, seed=12)}
 
 
 def _outputs(camera: str, namespace: str = NAMESPACE) -> dict:

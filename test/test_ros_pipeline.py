@@ -143,7 +143,7 @@ def test_parameter_defaults_validate():
     assert settings.qos_depth == 1 and settings.autostart is True
     assert (settings.inference_workers, settings.inference_threads) == (1, 0)
     assert (settings.cameras, settings.camera_topics) == ((), ())
-    assert (settings.max_batch, settings.segmentation_every) == (4, 1)
+    assert (settings.max_batch, settings.segmentation_every) == (1, 1)
     explicit = validate_settings(_values(checkpoint='/m/x.safetensors', device='cuda:1',
                                          half=True, backend='onnxruntime'), None)
     assert explicit.checkpoint == Path('/m/x.safetensors') and explicit.device == 'cuda:1'

@@ -48,6 +48,8 @@ DEPLOYMENT_MODULES = (
     'mtl_perception.replay.messages',
     'mtl_perception.replay.run_files',
     'mtl_perception.replay.node_processes',
+    'mtl_perception.replay.camera_scoring',
+    'mtl_perception.replay.camera_report',
     'mtl_perception.engine.evaluation',
     'mtl_perception.cli.evaluate',
     'mtl_perception.cli.datasets',

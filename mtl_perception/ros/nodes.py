@@ -55,7 +55,7 @@ from mtl_perception.ros.cameras import Camera, Frame, input_topic
 from mtl_perception.ros.diagnostics import stats_status
 from mtl_perception.ros.parameters import NodeSettings, parameters_for, validate_settings
 from mtl_perception.ros.pipeline import LogThrottle, PipelineStats
-from mtl_perception.ros.predictors import demo_checkpoint, load_predictors
+from mtl_perception.ros.predictors import close_predictors, demo_checkpoint, load_predictors
 from mtl_perception.ros.scheduling import CameraQueue, PublishOrder, Taken
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
 from mtl_perception.variants import NodeVariant
@@ -183,8 +183,7 @@ class PerceptionNode(LifecycleNode):
         predictor = predictors[0]
         missing = [task for task in self.tasks if task not in predictor.tasks]
         if missing:
-            for loaded in {id(p): p for p in predictors}.values():
-                loaded.close()
+            close_predictors(predictors)
             self.get_logger().error(
                 f'activate failed: checkpoint {settings.checkpoint} has tasks '
                 f'{list(predictor.tasks)}, this node needs {list(self.tasks)}')
@@ -258,8 +257,7 @@ class PerceptionNode(LifecycleNode):
         self._queue, self._workers = None, []
         if self._predictors:
             device = self.settings.device if self.settings else 'cpu'
-            for predictor in {id(p): p for p in self._predictors}.values():
-                predictor.close()
+            close_predictors(self._predictors)
             self._predictors = []
             if device.startswith('cuda'):
                 import torch

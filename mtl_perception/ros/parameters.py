@@ -103,8 +103,10 @@ PARAMETERS = (
     ParameterSpec('camera_topics', '', 'Input image topic of each camera, in the order of '
                   'cameras (string array or string as for cameras); empty: <camera>/image.',
                   dynamic_typing=True),
-    ParameterSpec('max_batch', 4, 'Most frames, one per camera, run together as one batch '
-                  'when several cameras have a frame waiting.', minimum=1, maximum=64),
+    ParameterSpec('max_batch', 1, 'Most frames, one per camera, run together as one batch '
+                  'when several cameras have a frame waiting (a GPU gains from batches; on a '
+                  'CPU whose cores the inference workers already fill, 1 keeps fewer frames in '
+                  'memory at the same speed).', minimum=1, maximum=64),
     ParameterSpec('segmentation_every', 1, 'Compute and publish the segmentation mask on '
                   'every Nth frame of each camera (detection still runs on every frame; the '
                   'segmentation head is skipped on the others).', minimum=1, maximum=10000,

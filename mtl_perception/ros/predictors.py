@@ -28,7 +28,7 @@ from mtl_perception.inference.predictor import Predictor
 from mtl_perception.resources import model_file
 from mtl_perception.ros.parameters import NodeSettings
 
-__all__ = ['SHARED_MODEL_BACKENDS', 'demo_checkpoint', 'load_predictors']
+__all__ = ['SHARED_MODEL_BACKENDS', 'close_predictors', 'demo_checkpoint', 'load_predictors']
 
 # Backends whose loaded model takes concurrent runs from several worker threads.
 SHARED_MODEL_BACKENDS = ('onnxruntime', 'torch')
@@ -65,7 +65,12 @@ def load_predictors(settings: NodeSettings) -> list:
                 nms_threshold=settings.nms_threshold, max_detections=settings.max_detections,
                 **options))
     except BaseException:
-        for predictor in predictors:
-            predictor.close()
+        close_predictors(predictors)
         raise
     return predictors * settings.inference_workers if copies == 1 else predictors
+
+
+def close_predictors(predictors: list) -> None:
+    """Close every distinct Predictor of ``predictors`` once (workers may share one)."""
+    for predictor in {id(loaded): loaded for loaded in predictors}.values():
+        predictor.close()
