@@ -37,31 +37,23 @@ import logging
 import os
 from pathlib import Path
 import statistics
-import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
-from mtl_perception.inference.measurement import load_average, MEMORY_KINDS, ProcessMonitor
+from mtl_perception.inference.measurement import load_average
 from mtl_perception.replay.camera_nodes import camera_node_commands, CameraRun, label_topics
 from mtl_perception.replay.camera_nodes import output_topics, resolve_camera_checkpoints
 from mtl_perception.replay.camera_nodes import RUN_FORMAT
 from mtl_perception.replay.camera_nodes import subscribers_per_camera
-from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
-from mtl_perception.replay.node_processes import input_qos, NodeProcesses, ReplayError
+from mtl_perception.replay.messages import COMPRESSED_IMAGE
+from mtl_perception.replay.node_processes import input_qos, ReplayError
 from mtl_perception.replay.player import play_together, Player
-from mtl_perception.replay.recorder import Recorder
 from mtl_perception.replay.run_control import bag_rate_hz, prepare_run_dir, publish_topic_for
-from mtl_perception.replay.run_control import spin, Timeout, wait_until
-from mtl_perception.replay.run_files import DIAGNOSTICS, LABEL_INFO, LOG_DIR, OUTPUT_BAG
-from mtl_perception.replay.run_files import round_dir, TASK_TOPICS, write_run_info
-from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
+from mtl_perception.replay.run_control import Timeout, wait_until
+from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, write_run_info
+from mtl_perception.replay.run_session import RunSession
+from mtl_perception.ros.environment import pick_domain_id
 from mtl_perception.variants import CAMERA_DEPLOYMENTS
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 from tqdm import tqdm
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
 __all__ = ['CameraReplaySettings', 'CameraRunOutcome', 'run_camera_config']
 
@@ -111,31 +103,19 @@ class CameraRunOutcome:
     frames: int
 
 
-class _CameraRun:
+class _CameraRun(RunSession):
     """The ROS side of one multi-camera run: players, recorder, node processes, monitor."""
 
     def __init__(self, run: CameraRun, settings: CameraReplaySettings, domain_id: int,
                  run_dir: Path) -> None:
-        self.run, self.settings, self.domain_id, self.run_dir = run, settings, domain_id, run_dir
+        self.run = run
         self.deployment = CAMERA_DEPLOYMENTS[run.deployment]
         self.checkpoints = resolve_camera_checkpoints(run.deployment, settings.checkpoints)
         self.names = [camera.name for camera in settings.cameras]
-        self.nodes: NodeProcesses | None = None
-        self.monitor: ProcessMonitor | None = None
-        self.warmup_stamps: list = []
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self._stop_spin = threading.Event()
-        self._spinner = self.node = None
-        try:
-            self._setup()
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(settings, domain_id, run_dir)
 
-    def _setup(self) -> None:
+    def _setup_topics(self) -> dict:
         settings = self.settings
-        self.node = rclpy.create_node('mtl_replay', context=self.context)
         self.qos = input_qos(settings.params_file,
                              [v.node_name for v in self.deployment.variants])
         self.players = {camera.name: Player(
@@ -148,20 +128,8 @@ class _CameraRun:
         self.required = {camera: [topics[task] for task in self.run.required_tasks]
                          for camera, topics in self.outputs.items()}
         self.label_topics = label_topics(self.run.deployment, self.names)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
-        topics = {topic: (classes[TASK_TOPICS[task][1]], reliable, TASK_TOPICS[task][1])
-                  for by_task in self.outputs.values() for task, topic in by_task.items()}
-        topics.update({topic: (LabelInfo, latched, LABEL_INFO) for topic in self.label_topics})
-        topics['/diagnostics'] = (DiagnosticArray, QoSProfile(depth=50), DIAGNOSTICS)
-        self.recorder = Recorder(self.node, topics)
-        executor = SingleThreadedExecutor(context=self.context)
-        executor.add_node(self.node)
-        self._spinner = threading.Thread(target=spin, args=(executor, self._stop_spin),
-                                         daemon=True)
-        self._spinner.start()
+        return {topic: task for by_task in self.outputs.values()
+                for task, topic in by_task.items()}
 
     def commands(self) -> dict:
         first = next(iter(self.players.values()))
@@ -176,15 +144,7 @@ class _CameraRun:
     def _answered(self, stamp: int) -> bool:
         return all(self.recorder.complete(topics, stamp) for topics in self.required.values())
 
-    def start(self, commands: dict) -> None:
-        env = localhost_ros_env(domain_id=self.domain_id)
-        self.nodes = NodeProcesses(commands, env, self.run_dir / LOG_DIR)
-        self.monitor = ProcessMonitor({n: p.pid for n, p in self.nodes.processes.items()})
-        self.monitor.start()
-        self.monitor.mark('start')
-        wait_until(lambda: all(self.recorder.count(topic) for topic in self.label_topics),
-                   self.settings.startup_timeout,
-                   f'label_info on {self.label_topics} (models loading)', self.nodes.check_alive)
+    def _wait_matched(self) -> None:
         subscribers = subscribers_per_camera(self.run.deployment)
         outputs = [topic for by_task in self.outputs.values() for topic in by_task.values()]
         wait_until(lambda: all(p.subscriber_count() >= subscribers
@@ -270,31 +230,8 @@ class _CameraRun:
                            f'the outputs of the last frame of {camera}', self.nodes.check_alive)
             except Timeout as error:
                 LOGGER.warning('%s: %s; scoring what arrived', self.run.name, error)
-        self.monitor.mark('play_end')
-        seen = self.recorder.count('/diagnostics')
-        try:
-            wait_until(lambda: self.recorder.count('/diagnostics') >= seen + len(
-                self.nodes.processes), 5.0, 'final /diagnostics', self.nodes.check_alive)
-        except Timeout:
-            pass
+        self.end_play(len(self.nodes.processes))
         return frames
-
-    def stop_nodes(self) -> dict:
-        codes = {}
-        if self.monitor is not None:
-            self.monitor.stop()
-        if self.nodes is not None:
-            codes, self.nodes = self.nodes.stop(), None
-        return codes
-
-    def close(self) -> None:
-        self.stop_nodes()
-        self._stop_spin.set()
-        if self._spinner is not None:
-            self._spinner.join()
-        if self.node is not None:
-            self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def _node_checkpoint(name: str, deployment, checkpoints: dict) -> str:
@@ -350,20 +287,13 @@ def run_camera_config(run: CameraRun, settings: CameraReplaySettings, domain_off
         LOGGER.info('%s: playing %d frames per camera at %.2f Hz', label,
                     max(p.frame_count for p in ros.players.values()), rate * source_hz)
         frames = ros.play(max(30.0, 20 * max(warmup_ms, default=1000.0) / 1000.0))
-        monitor = ros.monitor
         exit_codes = ros.stop_nodes()
         ros.recorder.write_bag(run_dir / OUTPUT_BAG,
                                custom_data={'mtl_perception.replay': run.name})
-        names = list(commands)
-        processes = {name: {
-            'pid': monitor.pids[name], 'command': commands[name],
-            'checkpoint': _node_checkpoint(name, ros.deployment, ros.checkpoints),
-            'exit_code': exit_codes.get(name), **monitor.peaks_mb([name]),
-            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', [name])}
-            for name in names}
-        totals = monitor.peaks_mb(names)
-        LOGGER.info('%s: peak memory %s', label, ', '.join(
-            f'{kind.split("_")[1].upper()} {value:.0f} MB' for kind, value in totals.items()))
+        measured = ros.measurements(
+            commands, exit_codes,
+            lambda name: _node_checkpoint(name, ros.deployment, ros.checkpoints),
+            load_at_start, LOGGER, label)
         cameras = {camera.name: {
             'image_topic': camera.image_topic,
             'publish_topic': ros.players[camera.name].publish_topic,
@@ -381,11 +311,7 @@ def run_camera_config(run: CameraRun, settings: CameraReplaySettings, domain_off
             'playback_hz': rate * source_hz, 'warmup_ms': warmup_ms,
             'warmup_stamps': ros.warmup_stamps, 'capacity_fps': capacity, 'capacity': flood,
             'node_parameters': {**settings.node_parameters, **run.parameters},
-            'processes': processes, **totals,
-            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', names),
-            'load_average': {'start': load_at_start, 'end': load_average()},
-            'marks_ns': {k: monitor.samples[i][0] for k, i in monitor.marks.items()},
-            'memory_mb': {kind: monitor.series(kind) for kind in MEMORY_KINDS}})
+            **measured})
         played = max(len(f) for f in frames.values())
         return CameraRunOutcome(run.name, round_index, run_dir, rate, rate * source_hz, played)
     finally:

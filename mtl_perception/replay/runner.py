@@ -47,32 +47,24 @@ import logging
 import os
 from pathlib import Path
 import statistics
-import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
-from mtl_perception.inference.measurement import load_average, MEMORY_KINDS, ProcessMonitor
-from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
+from mtl_perception.inference.measurement import load_average
+from mtl_perception.replay.messages import COMPRESSED_IMAGE
 from mtl_perception.replay.node_processes import input_qos, NAMESPACES, node_commands
-from mtl_perception.replay.node_processes import NodeProcesses, ReplayError
-from mtl_perception.replay.node_processes import resolve_checkpoints
+from mtl_perception.replay.node_processes import ReplayError, resolve_checkpoints
 from mtl_perception.replay.player import Player
-from mtl_perception.replay.recorder import Recorder
 from mtl_perception.replay.run_control import bag_rate_hz, clear_stale_rounds
-from mtl_perception.replay.run_control import prepare_run_dir, publish_topic_for, spin
+from mtl_perception.replay.run_control import prepare_run_dir, publish_topic_for
 from mtl_perception.replay.run_control import Timeout, wait_until
-from mtl_perception.replay.run_files import config_tasks, DIAGNOSTICS, LABEL_INFO, LOG_DIR
-from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir
+from mtl_perception.replay.run_files import config_tasks, OUTPUT_BAG, round_dir
 from mtl_perception.replay.run_files import TASK_TOPICS, write_run_info
+from mtl_perception.replay.run_session import RunSession
 from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
-from mtl_perception.ros.environment import localhost_ros_env, pick_domain_id
+from mtl_perception.ros.environment import pick_domain_id
 from mtl_perception.variants import CONFIGURATIONS
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.qos import ReliabilityPolicy
 from tqdm import tqdm
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
 __all__ = ['AUTO_UTILIZATION', 'NAMESPACES', 'ReplayError', 'ReplaySettings', 'RunOutcome',
            'clear_stale_rounds', 'run_config']
@@ -139,31 +131,19 @@ class RunOutcome:
     frames: int
 
 
-class _Run:
+class _Run(RunSession):
     """The ROS side of one run: node, player, recorder, node processes, monitor."""
 
     def __init__(self, config: str, settings: ReplaySettings, domain_id: int,
                  run_dir: Path) -> None:
-        self.config, self.settings, self.domain_id = config, settings, domain_id
+        self.config = config
         self.variants = CONFIGURATIONS[config]
         self.checkpoints = resolve_checkpoints(config, settings.checkpoints)
-        self.run_dir = run_dir
         self.namespace = NAMESPACES[config]
-        self.nodes: NodeProcesses | None = None
-        self.monitor: ProcessMonitor | None = None
-        self.warmup_stamps: list = []
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self._stop_spin = threading.Event()
-        self._spinner = self.node = None
-        try:
-            self._setup(settings)
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(settings, domain_id, run_dir)
 
-    def _setup(self, settings: ReplaySettings) -> None:
-        self.node = rclpy.create_node('mtl_replay', context=self.context)
+    def _setup_topics(self) -> dict:
+        settings = self.settings
         self.qos = input_qos(settings.params_file, [v.node_name for v in self.variants])
         self.player = Player(self.node, settings.bag, settings.image_topic, qos=self.qos,
                              rate=settings.rate or 1.0, max_frames=settings.max_frames,
@@ -173,20 +153,7 @@ class _Run:
         # One latched label topic per task, each with exactly one publisher.
         self.label_topics = [f'{self.namespace}/{LABEL_INFO_TOPICS[task]}'
                              for task in config_tasks(self.config)]
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
-        topics = {self.outputs[t]: (classes[TASK_TOPICS[t][1]], reliable, TASK_TOPICS[t][1])
-                  for t in TASK_TOPICS}
-        topics.update({topic: (LabelInfo, latched, LABEL_INFO) for topic in self.label_topics})
-        topics['/diagnostics'] = (DiagnosticArray, QoSProfile(depth=50), DIAGNOSTICS)
-        self.recorder = Recorder(self.node, topics)
-        executor = SingleThreadedExecutor(context=self.context)
-        executor.add_node(self.node)
-        self._spinner = threading.Thread(target=spin, args=(executor, self._stop_spin),
-                                         daemon=True)
-        self._spinner.start()
+        return {self.outputs[task]: task for task in TASK_TOPICS}
 
     def commands(self) -> dict:
         compressed = self.player.msgtype == COMPRESSED_IMAGE
@@ -196,16 +163,8 @@ class _Run:
                              image_topic=remap, checkpoints=self.checkpoints,
                              compressed=compressed, parameters=self.settings.node_parameters)
 
-    def start(self, commands: dict) -> None:
-        env = localhost_ros_env(domain_id=self.domain_id)
-        self.nodes = NodeProcesses(commands, env, self.run_dir / LOG_DIR)
-        self.monitor = ProcessMonitor({n: p.pid for n, p in self.nodes.processes.items()})
-        self.monitor.start()
-        self.monitor.mark('start')
+    def _wait_matched(self) -> None:
         count = len(self.variants)
-        wait_until(lambda: all(self.recorder.count(topic) for topic in self.label_topics),
-                   self.settings.startup_timeout,
-                   f'label_info on {self.label_topics} (models loading)', self.nodes.check_alive)
         wait_until(lambda: self.player.subscriber_count() >= count
                    and all(self.recorder.publisher_count(t) > 0 for t in self.output_topics),
                    60.0, f'the nodes to match {self.player.publish_topic} and '
@@ -282,32 +241,8 @@ class _Run:
                        'the outputs of the last frame', self.nodes.check_alive)
         except Timeout as error:
             LOGGER.warning('%s: %s; scoring what arrived', self.config, error)
-        self.monitor.mark('play_end')
-        # One more /diagnostics per node, so the recording ends with the final counters.
-        seen = self.recorder.count('/diagnostics')
-        try:
-            wait_until(lambda: self.recorder.count('/diagnostics') >= seen + len(self.variants),
-                       5.0, 'final /diagnostics', self.nodes.check_alive)
-        except Timeout:
-            pass
+        self.end_play(len(self.variants))
         return frames
-
-    def stop_nodes(self) -> dict:
-        codes = {}
-        if self.monitor is not None:
-            self.monitor.stop()
-        if self.nodes is not None:
-            codes, self.nodes = self.nodes.stop(), None
-        return codes
-
-    def close(self) -> None:
-        self.stop_nodes()
-        self._stop_spin.set()
-        if self._spinner is not None:
-            self._spinner.join()
-        if self.node is not None:
-            self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0,
@@ -359,24 +294,16 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0,
                     run.player.frame_count, settings.image_topic, rate * source_hz, rate,
                     source_hz)
         frames = run.play(max(30.0, 20 * max(warmup_ms, default=1000.0) / 1000.0))
-        monitor = run.monitor
         exit_codes = run.stop_nodes()
         answered = sum(run.recorder.complete(run.output_topics, s) for s, _ in frames)
         LOGGER.info('%s: %d frames played, %d answered; writing %s', label, len(frames),
                     answered, run_dir / OUTPUT_BAG)
         run.recorder.write_bag(run_dir / OUTPUT_BAG,
                                custom_data={'mtl_perception.replay': config})
-        names = list(commands)
         keys = {variant.node_name: variant.key for variant in run.variants}
-        processes = {name: {
-            'pid': monitor.pids[name], 'command': commands[name],
-            'checkpoint': str(run.checkpoints[keys[name]]), 'exit_code': exit_codes.get(name),
-            **monitor.peaks_mb([name]),
-            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', [name])}
-            for name in names}
-        totals = monitor.peaks_mb(names)
-        LOGGER.info('%s: peak memory %s', label, ', '.join(
-            f'{kind.split("_")[1].upper()} {value:.0f} MB' for kind, value in totals.items()))
+        measured = run.measurements(commands, exit_codes,
+                                    lambda name: str(run.checkpoints[keys[name]]),
+                                    load_at_start, LOGGER, label)
         write_run_info(run_dir, {
             'format': 2, 'config': config, 'round': round_index,
             'bag': str(Path(settings.bag).resolve()),
@@ -390,11 +317,7 @@ def run_config(config: str, settings: ReplaySettings, domain_offset: int = 0,
             'capacity_fps': capacity, 'capacity': flood,
             'node_parameters': dict(settings.node_parameters),
             'frames': [list(f) for f in frames],
-            'processes': processes, **totals,
-            'cpu_percent': monitor.cpu_percent('play_start', 'play_end', names),
-            'load_average': {'start': load_at_start, 'end': load_average()},
-            'marks_ns': {k: monitor.samples[i][0] for k, i in monitor.marks.items()},
-            'memory_mb': {kind: monitor.series(kind) for kind in MEMORY_KINDS}})
+            **measured})
         return RunOutcome(config, round_index, run_dir, rate, rate * source_hz, warmup_ms,
                           len(frames))
     finally:
