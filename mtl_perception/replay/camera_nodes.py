@@ -36,9 +36,8 @@ So every deployment answers camera ``c`` on ``/<deployment>/<c>/<task output>``.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtl_perception.replay.node_processes import find_script
+from mtl_perception.replay.node_processes import find_script, variant_checkpoints
 from mtl_perception.replay.run_files import TASK_TOPICS
-from mtl_perception.resources import model_file
 from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.variants import CAMERA_DEPLOYMENTS
 
@@ -108,15 +107,7 @@ def camera_runs(config: str, segmentation_every=DEFAULT_SEGMENTATION_EVERY) -> t
 
 def resolve_camera_checkpoints(deployment: str, checkpoints: dict) -> dict:
     """Return ``{variant key: checkpoint path}`` of the deployment's nodes (demo models else)."""
-    resolved = {}
-    for variant in CAMERA_DEPLOYMENTS[deployment].variants:
-        path = Path(checkpoints.get(variant.key) or model_file(variant.demo_model))
-        if not path.is_file():
-            raise FileNotFoundError(
-                f'checkpoint for {variant.node_name} not found: {path} (train the demo models '
-                f'into models/ or pass --checkpoint-{variant.key})')
-        resolved[variant.key] = path
-    return resolved
+    return variant_checkpoints(CAMERA_DEPLOYMENTS[deployment].variants, checkpoints)
 
 
 def _namespace(deployment: str) -> str:

@@ -37,7 +37,7 @@ from mtl_perception.variants import CONFIGURATIONS
 import yaml
 
 __all__ = ['NAMESPACES', 'NodeProcesses', 'ReplayError', 'find_script', 'input_qos',
-           'node_commands', 'resolve_checkpoints']
+           'node_commands', 'resolve_checkpoints', 'variant_checkpoints']
 
 LOGGER = logging.getLogger(__name__)
 STOP_GRACE_S = 15.0
@@ -72,8 +72,19 @@ def resolve_checkpoints(config: str, checkpoints: dict) -> dict:
     """
     if config not in CONFIGURATIONS:
         raise ValueError(f'unknown configuration {config!r}; expected {sorted(CONFIGURATIONS)}')
+    return variant_checkpoints(CONFIGURATIONS[config], checkpoints)
+
+
+def variant_checkpoints(variants, checkpoints: dict) -> dict:
+    """
+    Return ``{variant key: checkpoint path}`` for ``variants`` (NodeVariants).
+
+    :param checkpoints: variant key -> path; a missing or empty entry is the variant's demo
+        model in ``models/``.
+    :raises FileNotFoundError: naming a checkpoint that is not there.
+    """
     resolved = {}
-    for variant in CONFIGURATIONS[config]:
+    for variant in variants:
         path = Path(checkpoints.get(variant.key) or model_file(variant.demo_model))
         if not path.is_file():
             raise FileNotFoundError(
