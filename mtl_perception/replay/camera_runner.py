@@ -50,7 +50,8 @@ from mtl_perception.replay.player import play_together, Player
 from mtl_perception.replay.run_control import bag_rate_hz, prepare_run_dir, publish_topic_for
 from mtl_perception.replay.run_control import Timeout, wait_until
 from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, write_run_info
-from mtl_perception.replay.run_session import RunSession
+from mtl_perception.replay.run_session import AUTO_UTILIZATION, CAPACITY_INTERVAL_S
+from mtl_perception.replay.run_session import CAPACITY_STAMPS, RESEND_S, RunSession
 from mtl_perception.ros.environment import pick_domain_id
 from mtl_perception.variants import CAMERA_DEPLOYMENTS
 from tqdm import tqdm
@@ -58,10 +59,6 @@ from tqdm import tqdm
 __all__ = ['CameraReplaySettings', 'CameraRunOutcome', 'run_camera_config']
 
 LOGGER = logging.getLogger(__name__)
-AUTO_UTILIZATION = 0.7
-RESEND_S = 10.0
-CAPACITY_STAMPS = 1000
-CAPACITY_INTERVAL_S = 0.01
 
 
 @dataclass

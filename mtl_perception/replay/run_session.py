@@ -46,7 +46,18 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-__all__ = ['RunSession']
+__all__ = ['AUTO_UTILIZATION', 'CAPACITY_INTERVAL_S', 'CAPACITY_STAMPS', 'RESEND_S', 'RunSession']
+
+# rate='auto' plays at this fraction of the first run's saturated frame rate: the nodes then
+# have idle time on every frame, so a lost frame means a real problem.
+AUTO_UTILIZATION = 0.7
+# How long a warm-up frame waits for its outputs before it is sent again.
+RESEND_S = 10.0
+# Warm-up stamps (0 s, k ns): k from 1 for the sequential warm-up, from here for the flood.
+CAPACITY_STAMPS = 1000
+# Flood period per camera: faster than any CPU configuration here answers, without burying
+# the nodes in subscription callbacks for frames they will drop anyway.
+CAPACITY_INTERVAL_S = 0.01
 
 
 class RunSession:

@@ -59,7 +59,8 @@ from mtl_perception.replay.run_control import prepare_run_dir, publish_topic_for
 from mtl_perception.replay.run_control import Timeout, wait_until
 from mtl_perception.replay.run_files import config_tasks, OUTPUT_BAG, round_dir
 from mtl_perception.replay.run_files import TASK_TOPICS, write_run_info
-from mtl_perception.replay.run_session import RunSession
+from mtl_perception.replay.run_session import AUTO_UTILIZATION, CAPACITY_INTERVAL_S
+from mtl_perception.replay.run_session import CAPACITY_STAMPS, RESEND_S, RunSession
 from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.ros.environment import pick_domain_id
 from mtl_perception.variants import CONFIGURATIONS
@@ -70,19 +71,9 @@ __all__ = ['AUTO_UTILIZATION', 'NAMESPACES', 'ReplayError', 'ReplaySettings', 'R
            'clear_stale_rounds', 'run_config']
 
 LOGGER = logging.getLogger(__name__)
-# rate='auto' plays at this fraction of the first configuration's saturated frame rate (the
-# multitask node's with --config both): it then has idle time on every frame, so a lost frame
-# means a real problem.
-AUTO_UTILIZATION = 0.7
-RESEND_S = 10.0
-# Warm-up stamps (0 s, k ns): k from 1 for the sequential warm-up, from here for the flood.
-CAPACITY_STAMPS = 1000
 # Long enough for a stable rate (hundreds of answers at tens of fps, a few at ~1 fps); a replay
 # of several rounds floods each round for less (see mtl_perception.cli.replay).
 CAPACITY_SECONDS = 8.0
-# Flood period: faster than any CPU configuration here answers, without burying the nodes
-# in subscription callbacks for frames they will drop anyway.
-CAPACITY_INTERVAL_S = 0.01
 
 
 @dataclass
