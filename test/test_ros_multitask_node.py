@@ -142,6 +142,10 @@ def test_label_info_per_task_reaches_a_late_subscriber(probe):
         late.wait_for(lambda: all(records.values()), 30.0, f'latched {LABEL_TOPICS}')
         detection, segmentation = (records[topic][0][1] for topic in LABEL_TOPICS)
         for topic in LABEL_TOPICS:
+            # The graph learns an endpoint's node name from a separate discovery message.
+            late.wait_for(lambda: all(p.node_name != '_NODE_NAME_UNKNOWN_' for p in
+                                      late.node.get_publishers_info_by_topic(topic)),
+                          10.0, f'the node names of the publishers of {topic}')
             publishers = late.node.get_publishers_info_by_topic(topic)
             assert [p.node_name for p in publishers] == ['multitask_node'], topic
     finally:
