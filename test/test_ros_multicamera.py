@@ -152,10 +152,11 @@ def _fresh_stats(probe, name: str) -> dict:
 
 
 def test_a_slow_camera_loses_no_frame_while_a_fast_one_floods_the_node(probe, node):
-    # 5 Hz as on a UAV, slower only if this machine needs more than a third of that period
-    # for one batch (a loaded CI machine): the claim is about scheduling, not about speed.
+    # 5 Hz as on a UAV, slower only if this machine needs more than a sixth of that period
+    # for one idle round trip (a loaded CI machine; under the flood a batch also waits for
+    # intake): the claim is about scheduling, not about speed.
     batch_s = min(_round_trip(probe, f'trip_{index}') for index in range(3))
-    slow_period = max(0.2, 3.0 * batch_s)
+    slow_period = max(0.2, 6.0 * batch_s)
     before = {camera: _fresh_stats(probe, f'{NODE}/{camera}') for camera in CAMERAS}
     fast, slow = [], []
     start = time.monotonic()
