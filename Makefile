@@ -103,3 +103,57 @@ multicamera: setup $(MULTICAMERA_BAG)/metadata.yaml
 $(MULTICAMERA_BAG)/metadata.yaml: | setup
 	$(VENV)/bin/mtl-perception synth --bag $(MULTICAMERA_BAG) --frames 300 --seed 0 \
 		--cameras $(MULTICAMERA_CAMERAS) --overwrite --quiet
+
+# The three demo models from scratch, with fixed seeds (README, "Reproducing the demo models"):
+# render the train, val and test splits (config/train/synthetic_uav.yaml says which is which),
+# train the multitask model and its two single-task twins side by side on the one recipe (a
+# thread each; logs in $(MODELS_RUNS)/<name>.log), evaluate each on the test split into
+# docs/results/accuracy/ and install it in models/. About 85 minutes on a quiet 2-core machine.
+MODELS_RUNS ?= runs/models
+MODEL_RECIPE := config/train/synthetic_uav.yaml
+DEMO_MODELS := uav_synthetic_multitask uav_synthetic_detection uav_synthetic_segmentation
+MODEL_TASKS_uav_synthetic_multitask := [detection, segmentation]
+MODEL_TASKS_uav_synthetic_detection := [detection]
+MODEL_TASKS_uav_synthetic_segmentation := [segmentation]
+SYNTH := $(VENV)/bin/mtl-perception synth --quiet
+SPLIT_FILES := data/uav_train/annotations/instances_train.json \
+	data/uav_train_flight/annotations/instances_train.json \
+	data/uav_val/annotations/instances_val.json data/uav_val_flight/annotations/instances_val.json \
+	data/uav_test/annotations/instances_test.json \
+	data/uav_test_flight/annotations/instances_test.json
+MODEL_FILES := $(foreach m,$(DEMO_MODELS),$(MODELS_RUNS)/$(m)/$(m).safetensors)
+
+.PHONY: models
+models: setup
+	$(MAKE) --no-print-directory -j3 $(MODEL_FILES)
+	mkdir -p docs/results/accuracy
+	for m in $(DEMO_MODELS); do \
+		for split in test:data/uav_test test_flight:data/uav_test_flight; do \
+			$(VENV)/bin/mtl-perception evaluate --checkpoint $(MODELS_RUNS)/$$m/$$m.safetensors \
+				--data $${split#*:} --split test --quiet $$([ $${split%%:*} = test ] && \
+				echo --update-card) --json docs/results/accuracy/$${m}_$${split%%:*}.json \
+				|| exit 1; \
+		done; \
+		cp $(MODELS_RUNS)/$$m/$$m.safetensors $(MODELS_RUNS)/$$m/$$m.yaml models/ || exit 1; \
+	done
+
+data/uav_train/annotations/instances_train.json: | setup
+	$(SYNTH) --out data/uav_train --images 2000 --seed 1 --resize 320x240
+data/uav_train_flight/annotations/instances_train.json: | setup
+	$(SYNTH) --out data/uav_train_flight --style flight --images 1000 --seed 11 --resize 320x240
+data/uav_val/annotations/instances_val.json: | setup
+	$(SYNTH) --out data/uav_val --images 200 --seed 777 --split val
+data/uav_val_flight/annotations/instances_val.json: | setup
+	$(SYNTH) --out data/uav_val_flight --style flight --images 200 --seed 778 --split val
+data/uav_test/annotations/instances_test.json: | setup
+	$(SYNTH) --out data/uav_test --images 300 --seed 2027 --split test
+data/uav_test_flight/annotations/instances_test.json: | setup
+	$(SYNTH) --out data/uav_test_flight --style flight --images 300 --seed 2028 --split test
+
+$(MODEL_FILES): $(MODELS_RUNS)/%.safetensors: $(SPLIT_FILES) $(MODEL_RECIPE) | setup
+	@mkdir -p $(@D)
+	@echo "training $(@F:.safetensors=) (log: $(@D).log)"
+	$(VENV)/bin/mtl-perception train --config $(MODEL_RECIPE) --no-progress \
+		--set name=$(@F:.safetensors=) --set 'tasks=$(MODEL_TASKS_$(@F:.safetensors=))' \
+		--output $(@D) > $(@D).log 2>&1 || (tail -20 $(@D).log; exit 1)
+	@grep -A3 '^trained' $(@D).log

@@ -150,8 +150,12 @@ def test_evaluate_cli_json_shape(folder, tmp_path, capsys, tasks):
     out = tmp_path / 'metrics.json'
     assert cli_main(['evaluate', '--checkpoint', str(stem) + '.safetensors', '--data',
                      str(folder), '--json', str(out), '--quiet', '--update-card']) == 0
-    result = json.loads(out.read_text())
-    assert set(result) == {'images', 'detection', 'segmentation'}
+    record = json.loads(out.read_text())
+    assert set(record) == {'images', 'detection', 'segmentation', 'checkpoint', 'data',
+                           'split', 'backend', 'score_threshold'}
+    assert (record['checkpoint'], record['data'], record['split'], record['backend'],
+            record['score_threshold']) == ('model', 'set', 'val', 'torch', EVAL_SCORE_THRESHOLD)
+    result = {k: record[k] for k in ('images', 'detection', 'segmentation')}
     assert result['images'] == 3
     if 'detection' in tasks:
         assert set(result['detection']) == DET_KEYS

@@ -25,10 +25,10 @@ import torch
 import torchvision
 
 CHANNELS = {
-    'resnet18': {'C3': 128, 'C4': 256, 'C5': 512},
-    'resnet34': {'C3': 128, 'C4': 256, 'C5': 512},
-    'resnet50': {'C3': 512, 'C4': 1024, 'C5': 2048},
-    'mobilenet_v3_large': {'C3': 40, 'C4': 112, 'C5': 960},
+    'resnet18': {'C2': 64, 'C3': 128, 'C4': 256, 'C5': 512},
+    'resnet34': {'C2': 64, 'C3': 128, 'C4': 256, 'C5': 512},
+    'resnet50': {'C2': 256, 'C3': 512, 'C4': 1024, 'C5': 2048},
+    'mobilenet_v3_large': {'C2': 24, 'C3': 40, 'C4': 112, 'C5': 960},
 }
 
 
@@ -38,8 +38,8 @@ def test_backbone_maps_and_strides(name):
     assert backbone.out_channels == CHANNELS[name]
     with torch.no_grad():
         features = backbone(torch.zeros(1, 3, 100, 100))
-    assert list(features) == ['C3', 'C4', 'C5']
-    for key, stride in (('C3', 8), ('C4', 16), ('C5', 32)):
+    assert list(features) == ['C2', 'C3', 'C4', 'C5']
+    for key, stride in (('C2', 4), ('C3', 8), ('C4', 16), ('C5', 32)):
         size = feature_size(100, stride)
         assert features[key].shape == (1, CHANNELS[name][key], size, size)
     assert [feature_size(300, s) for s in (8, 16, 32)] == [38, 19, 10]
@@ -87,8 +87,8 @@ def test_mismatched_weights_file_raises(tmp_path):
 
 
 def _features(channels, sizes, batch=2):
-    return OrderedDict((k, torch.randn(batch, channels[k], s, s))
-                       for k, s in zip(('C3', 'C4', 'C5'), sizes))
+    names = ('C2', 'C3', 'C4', 'C5')[-len(sizes):]
+    return OrderedDict((k, torch.randn(batch, channels[k], s, s)) for k, s in zip(names, sizes))
 
 
 @pytest.mark.parametrize('sizes, sources, boxes', [
@@ -153,16 +153,38 @@ def test_bilinear_upsampling_keeps_constant_maps():
     assert torch.allclose(out[..., 1:-1, 1:-1], torch.ones(1, 2, 7, 7))
 
 
-@pytest.mark.parametrize('variant', ['8s', '16s'])
-@pytest.mark.parametrize('sizes, image', [((38, 19, 10), 300), ((8, 4, 2), 64)])
+@pytest.mark.parametrize('variant', ['4s', '8s', '16s'])
+@pytest.mark.parametrize('sizes, image', [((75, 38, 19, 10), 300), ((16, 8, 4, 2), 64)])
 def test_fcn_head_shapes(variant, sizes, image):
-    channels = {'C3': 8, 'C4': 16, 'C5': 32}
-    head = FCNHead(channels, 4, variant=variant, mid_channels=8, c3_channels=4).eval()
+    channels = {'C2': 6, 'C3': 8, 'C4': 16, 'C5': 32}
+    head = FCNHead(channels, 4, variant=variant, mid_channels=8, c3_channels=4,
+                   c2_channels=4).eval()
     with torch.no_grad():
         logits = head(_features(channels, sizes), (image, image))
     assert logits.shape == (2, 4, image, image)
     assert logits.dtype == torch.float32
-    assert hasattr(head, 'score_c3') == (variant == '8s')
+    assert hasattr(head, 'score_c3') == (variant in ('4s', '8s'))
+    assert hasattr(head, 'score_c2') == (variant == '4s')
+
+
+def test_fcn_4s_skip_starts_at_zero_and_reaches_single_cells():
+    """The C2 scores start at zero (training grows them in) and act within a few pixels."""
+    torch.manual_seed(0)
+    channels = {'C2': 6, 'C3': 8, 'C4': 16, 'C5': 32}
+    fine = FCNHead(channels, 3, variant='4s', mid_channels=8, c3_channels=4,
+                   c2_channels=4).eval()
+    assert not fine.score_c2.weight.any() and not fine.score_c2.bias.any()
+    features = _features(channels, (16, 8, 4, 2))
+    bumped = {k: v.clone() for k, v in features.items()}
+    bumped['C2'][:, :, 5, 7] += 10.0
+    with torch.no_grad():
+        assert torch.equal(fine(bumped, (64, 64)), fine(features, (64, 64)))
+        torch.nn.init.normal_(fine.score_c2.weight)
+        change = (fine(bumped, (64, 64)) - fine(features, (64, 64))).abs().sum(1)[0]
+    rows, cols = torch.nonzero(change > 1e-4, as_tuple=True)
+    # One stride-4 cell seen through the 3x3 context conv: at most 3x3 cells, i.e. 12 px.
+    assert change[22, 30] > 0
+    assert rows.max() - rows.min() < 16 and cols.max() - cols.min() < 16
 
 
 def test_fcn_head_unknown_variant():

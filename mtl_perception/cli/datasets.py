@@ -59,6 +59,9 @@ def build_source(source: dict, tasks: tuple[str, ...]):
                                seg if 'segmentation' in tasks else None,
                                mappings=source.get('mappings'),
                                unmapped_mask_value=int(source.get('unmapped_mask_value', 255)))
+    if kind == 'flight_bag':  # evaluation only (detect_layout); recipes do not train on it
+        from mtl_perception.replay.flight_dataset import FlightBagDataset
+        return FlightBagDataset(source['root'])
     raise ValueError(f'unknown data source type {kind!r}')
 
 
@@ -104,11 +107,18 @@ def detect_layout(root: str | os.PathLike, split: str | None = None) -> dict:
     A COCO-format folder has ``annotations/instances_<split>.json`` (``split`` defaults to
     the only such file, else 'val', else 'test'); a VOC root has ``JPEGImages`` in it, in
     ``VOC2007``/``VOC2012`` or in ``VOCdevkit/VOC*`` (``split`` defaults to 'test' for 2007,
-    'val' otherwise).
+    'val' otherwise); a synthetic flight bag (``mtl-perception synth --bag``) is read with its
+    ground truth (first camera of a rig; ``split`` does not apply).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f'data folder not found: {root}')
+    if (root / 'metadata.yaml').is_file():
+        from mtl_perception.replay.flight_dataset import is_flight_bag
+        if is_flight_bag(root):
+            if split is not None:
+                raise ValueError(f'{root} is a flight bag: it has no splits (drop --split)')
+            return {'type': 'flight_bag', 'root': str(root)}
     annotations = root / 'annotations'
     if annotations.is_dir():
         splits = sorted(p.name[len('instances_'):-len('.json')]
@@ -130,4 +140,5 @@ def detect_layout(root: str | os.PathLike, split: str | None = None) -> dict:
     if (root / 'JPEGImages').is_dir():
         return {'type': 'voc', 'root': str(root), 'year': None, 'split': split or 'val'}
     raise FileNotFoundError(f'{root} is neither a COCO-format folder (annotations/'
-                            'instances_<split>.json) nor a VOC root (JPEGImages)')
+                            'instances_<split>.json), a VOC root (JPEGImages) nor a synthetic '
+                            'flight bag')

@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='evaluate only the first N images')
     parser.add_argument('--threads', type=int, default=None,
                         help='intra-op threads (torch, onnxruntime)')
+    parser.add_argument('--score-threshold', type=float, default=None, metavar='S',
+                        help='drop detections scoring under S before matching (default: '
+                        '0.01, the full precision-recall curve; 0.3 scores what the nodes '
+                        'publish with their default score_threshold)')
     parser.add_argument('--update-card', action='store_true',
                         help="also store the metrics in the checkpoint's model card")
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -102,6 +106,9 @@ def main(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
+    threshold = EVAL_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f'--score-threshold must be in [0, 1), got {args.score_threshold}')
     options = {}
     if args.threads and args.backend == 'torch':
         # Only the torch backend loads torch: ONNX Runtime and TensorRT evaluate without it.
@@ -112,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
     source = detect_layout(args.data, args.split)
     predictor = Predictor.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device,
-        score_threshold=EVAL_SCORE_THRESHOLD, max_detections=EVAL_MAX_DETECTIONS, **options)
+        score_threshold=threshold, max_detections=EVAL_MAX_DETECTIONS, **options)
     try:
         tasks = predictor.tasks
         if source['type'] == 'voc':
@@ -128,7 +135,10 @@ def main(args: argparse.Namespace) -> int:
     print(format_table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + '\n')
+        record = {**result, 'checkpoint': Path(args.checkpoint).stem,
+                  'data': Path(args.data).name, 'split': source.get('split'),
+                  'backend': args.backend, 'score_threshold': threshold}
+        args.json.write_text(json.dumps(record, indent=2) + '\n')
         print(f'wrote {args.json}')
     if args.update_card:
         print(f'metrics stored in {update_card_metrics(args.checkpoint, result)}')

@@ -28,7 +28,8 @@ A recipe has the sections below (every key optional except the data source)::
     training: {epochs, batch_size, optimizer, lr, momentum, weight_decay, nesterov, betas,
                schedule, milestones, gamma, warmup_iters, warmup_factor, min_lr_factor,
                weighting, weighting_kwargs, grad_clip, amp, eval_interval,
-               eval_max_images, workers, seed, device, threads, channels_last}
+               eval_max_images, workers, seed, device, threads, channels_last,
+               segmentation_class_weights}   # null | balanced | [w_0, ..., w_K-1]
 
 A SOURCE is one of::
 
@@ -63,6 +64,7 @@ DEFAULTS = {
         'weighting': 'fixed', 'weighting_kwargs': {}, 'grad_clip': None, 'amp': True,
         'eval_interval': 1, 'eval_max_images': None, 'workers': 0, 'seed': 0,
         'device': 'auto', 'threads': None, 'channels_last': False,
+        'segmentation_class_weights': None,
     },
 }
 # Sections whose contents are free-form (builder / strategy arguments).
@@ -201,6 +203,12 @@ def validate(recipe: dict, base_dir: str | os.PathLike = '.') -> dict:
         if training[key] not in choices:
             raise ValueError(f'training.{key} must be one of {list(choices)}, '
                              f'got {training[key]!r}')
+    weights = training['segmentation_class_weights']
+    if weights is not None and weights != 'balanced' and not (
+            isinstance(weights, list) and weights
+            and all(isinstance(v, (int, float)) and v > 0 for v in weights)):
+        raise ValueError('training.segmentation_class_weights must be null, "balanced" or a '
+                         f'list of positive numbers (one per class), got {weights!r}')
     if recipe['data']['augment'] not in AUGMENTATIONS:
         raise ValueError(f'data.augment must be one of {list(AUGMENTATIONS)}, '
                          f'got {recipe["data"]["augment"]!r}')

@@ -23,6 +23,8 @@ Two modes:
   :class:`~mtl_perception.data.CocoFolderDataset` and ``mtl-perception evaluate`` read.
   ``--resize`` renders at ``--size`` and stores the images resized (masks nearest, boxes
   scaled): the same scenes as a camera of ``--size`` sees them, in smaller files.
+  ``--style flight`` writes views cut from large worlds the way flights render them
+  (:class:`~mtl_perception.data.SyntheticFlightViews`) instead of upright stills.
 * ``--bag PATH --frames N [--rate HZ] [--seed S] [--storage mcap|sqlite3] [--cameras K]``
   writes a flight over one world as a rosbag2 bag with ground truth
   (:func:`mtl_perception.replay.flight.write_flight_bag`); ``--cameras K`` >= 2 flies a rig of
@@ -74,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='store the images resized to WxH (default: as rendered)')
     folder.add_argument('--split', default='train',
                         help='annotation split name (default: %(default)s)')
+    folder.add_argument('--style', default='stills', choices=['stills', 'flight'],
+                        help='stills: one upright scene per image; flight: views cut from '
+                        'large worlds at random headings and altitudes with in-flight '
+                        'camera effects, as flights render them (default: %(default)s)')
     folder.add_argument('--format', default='png', choices=['png', 'jpg'],
                         help='image file format (default: %(default)s)')
     bag = parser.add_argument_group('flight bag')
@@ -115,10 +121,12 @@ def main(args: argparse.Namespace) -> int:
             f' from {len(flight.cameras)} cameras ({", ".join(c.name for c in flight.cameras)})'
         print(f'wrote {flight.frames} frames at {flight.rate:g} Hz{cameras} to {flight.path}')
         return 0
-    from mtl_perception.data import SyntheticAerialDataset, write_coco_folder
+    from mtl_perception.data import (SyntheticAerialDataset, SyntheticFlightViews,
+                                     write_coco_folder)
     if args.images < 1:
         raise ValueError(f'--images must be >= 1, got {args.images}')
-    dataset = SyntheticAerialDataset(args.images, seed=args.seed, size=parse_size(args.size))
+    kind = SyntheticFlightViews if args.style == 'flight' else SyntheticAerialDataset
+    dataset = kind(args.images, seed=args.seed, size=parse_size(args.size))
     if args.resize:
         dataset = _Resized(dataset, parse_size(args.resize))
     path = write_coco_folder(args.out, dataset, split=args.split, image_format=args.format,

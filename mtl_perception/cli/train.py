@@ -114,7 +114,9 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True, distributed=
             drop_last=drop_last)
     weighting = build_weighting(training['weighting'], tasks,
                                 **(training['weighting_kwargs'] or {}))
-    criterion = MultiTaskLoss(tasks, weighting)
+    criterion = MultiTaskLoss(tasks, weighting, segmentation_class_weights=_class_weights(
+        training['segmentation_class_weights'], train_set, names, tasks,
+        distributed.is_main, progress))
     optimizer = build_optimizer(
         [model, criterion], training['optimizer'], float(training['lr']),
         momentum=float(training['momentum']), weight_decay=float(training['weight_decay']),
@@ -137,6 +139,30 @@ def build_run(recipe: dict, output: Path, *, progress: bool = True, distributed=
                    device=distributed.device, seed=int(training['seed']),
                    progress=progress, channels_last=bool(training['channels_last']),
                    distributed=distributed)
+
+
+def _class_weights(setting, train_set, names: dict, tasks: tuple, verbose: bool,
+                   progress: bool):
+    """Return the segmentation loss's class weights for the recipe setting (or None)."""
+    if setting is None:
+        return None
+    if 'segmentation' not in tasks:
+        return None  # a detection-only twin of a recipe: nothing to weigh
+    from mtl_perception.modeling.losses import balanced_class_weights
+    classes = names['segmentation']
+    if setting == 'balanced':
+        from mtl_perception.data import class_pixel_counts
+        weights = balanced_class_weights(
+            class_pixel_counts(train_set, len(classes), verbose and progress))
+    else:
+        if len(setting) != len(classes):
+            raise ValueError(f'training.segmentation_class_weights has {len(setting)} values '
+                             f'for {len(classes)} segmentation classes {classes}')
+        weights = setting
+    if verbose:
+        print('segmentation class weights: ' + ', '.join(
+            f'{name} {float(w):.2f}' for name, w in zip(classes, weights)), flush=True)
+    return weights
 
 
 def main(args: argparse.Namespace) -> int:

@@ -47,8 +47,10 @@ from .synthetic_shapes import DETECTION_CLASSES, SEGMENTATION_CLASSES
 from .synthetic_world import instance_boxes, render_world, World
 
 __all__ = ['CameraEffects', 'DETECTION_CLASSES', 'MIN_BOX_SIDE', 'MIN_VISIBLE_FRACTION',
-           'SEGMENTATION_CLASSES', 'SyntheticAerialDataset', 'World', 'apply_camera_effects',
-           'render_view', 'render_world', 'write_coco_folder']
+           'SEGMENTATION_CLASSES', 'SyntheticAerialDataset', 'SyntheticFlightViews', 'World',
+           'apply_camera_effects',
+           'FLIGHT_PIXELS_PER_UNIT', 'motion_blur', 'render_view', 'render_world',
+           'write_coco_folder']
 
 MIN_VISIBLE_FRACTION = 0.3
 MIN_BOX_SIDE = 6.0
@@ -56,6 +58,9 @@ MIN_BOX_SIDE = 6.0
 # Low enough that a person (about 13 world units long) spans 8+ px of a 256-320 px network
 # input after the 640x480 frame is resized to it.
 DEFAULT_ALTITUDE_RANGE = (0.35, 0.7)
+# Flights render their world at this ground resolution and sample views from it: a view at
+# altitude scale a sees the ground as an image of this module at altitude a / 2.
+FLIGHT_PIXELS_PER_UNIT = 2.0
 
 
 @dataclass
@@ -69,6 +74,8 @@ class CameraEffects:
         colour_cast: per-channel RGB gains.
         blur_sigma: Gaussian blur radius in pixels (0 = none).
         noise_sigma: std of additive Gaussian noise in 8-bit levels (0 = none).
+        motion_blur_px: length in pixels of a motion blur along the image's vertical axis,
+            the direction of travel of a flight's camera (under 2 = none).
     """
 
     brightness: float = 1.0
@@ -76,6 +83,7 @@ class CameraEffects:
     colour_cast: tuple = (1.0, 1.0, 1.0)
     blur_sigma: float = 0.0
     noise_sigma: float = 0.0
+    motion_blur_px: float = 0.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> 'CameraEffects':
@@ -85,6 +93,34 @@ class CameraEffects:
                    colour_cast=tuple(float(v) for v in 1.0 + rng.uniform(-0.08, 0.08, 3)),
                    blur_sigma=float(rng.uniform(0.3, 1.2)) if rng.random() < 0.4 else 0.0,
                    noise_sigma=float(rng.uniform(0.0, 6.0)))
+
+    @classmethod
+    def sample_flight(cls, rng: np.random.Generator) -> 'CameraEffects':
+        """Draw effects of a camera in flight: wider exposure swings, motion blur in 40%."""
+        return cls(brightness=float(rng.uniform(0.6, 1.4)),
+                   contrast=float(rng.uniform(0.75, 1.25)),
+                   colour_cast=tuple(float(v) for v in 1.0 + rng.uniform(-0.08, 0.08, 3)),
+                   blur_sigma=float(rng.uniform(0.3, 1.0)) if rng.random() < 0.2 else 0.0,
+                   noise_sigma=float(rng.uniform(0.0, 6.0)),
+                   motion_blur_px=float(rng.uniform(2.0, 8.0)) if rng.random() < 0.4 else 0.0)
+
+
+def motion_blur(image: np.ndarray, length: float) -> np.ndarray:
+    """
+    Blur a uint8 [H, W, C] image with a box of ``length`` pixels along its vertical axis.
+
+    The box is centred (edges repeat); a length under 2 returns the image unchanged.
+    """
+    taps = int(round(length))
+    if taps < 2:
+        return image
+    before = (taps - 1) // 2
+    padded = np.pad(image.astype(np.float32), ((before, taps - 1 - before), (0, 0), (0, 0)),
+                    mode='edge')
+    sums = np.cumsum(padded, axis=0, dtype=np.float32)
+    sums = np.concatenate([np.zeros_like(sums[:1]), sums])
+    out = (sums[taps:] - sums[:-taps]) / np.float32(taps)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def apply_camera_effects(image: np.ndarray, effects: CameraEffects | None,
@@ -99,6 +135,7 @@ def apply_camera_effects(image: np.ndarray, effects: CameraEffects | None,
         raise ValueError(f'image must be uint8 [H, W, 3], got {image.dtype} {image.shape}')
     if effects is None:
         return image.copy()
+    image = motion_blur(image, effects.motion_blur_px)
     if effects.blur_sigma > 0:
         image = np.asarray(Image.fromarray(image).filter(
             ImageFilter.GaussianBlur(effects.blur_sigma)))
@@ -243,3 +280,64 @@ class SyntheticAerialDataset:
 
     def __getitem__(self, index: int) -> dict:
         return self.render(index)[0]
+
+
+class SyntheticFlightViews:
+    """
+    A fixed-length set of camera views cut from large worlds the way flights render them.
+
+    Each view comes from its own world rendered at ``FLIGHT_PIXELS_PER_UNIT`` and is sampled
+    by :func:`render_view` (bilinear resampling of a rotated, scaled view, as
+    :mod:`mtl_perception.replay.flight` renders a flight's frames) at a random heading and
+    altitude scale, with camera effects of a camera in flight
+    (:meth:`CameraEffects.sample_flight`: exposure swings, motion blur along the direction of
+    travel). Stills (:class:`SyntheticAerialDataset`) draw each world at the camera's own
+    resolution, upright; these are what a flying camera sees. Samples follow the data
+    contract; view ``i`` depends only on ``(seed, i)``.
+
+    Inputs:
+        num_images: dataset length.
+        seed: non-negative int.
+        size: (W, H) of the views.
+        altitude_range: uniform range of the altitude scale (flights fly 0.8-1.3; the
+            default reaches beyond on both sides).
+        camera_effects: apply random in-flight camera effects.
+        density: multiplier on the expected number of objects.
+    """
+
+    detection_classes = list(DETECTION_CLASSES)
+    segmentation_classes = list(SEGMENTATION_CLASSES)
+
+    def __init__(self, num_images: int, seed: int = 0, size: tuple = (640, 480),
+                 altitude_range: tuple = (0.7, 1.5), camera_effects: bool = True,
+                 density: float = 1.0) -> None:
+        if num_images < 0 or seed < 0:
+            raise ValueError(f'num_images and seed must be >= 0, got {num_images}, {seed}')
+        if not 0 < altitude_range[0] <= altitude_range[1]:
+            raise ValueError(f'altitude_range must be 0 < lo <= hi, got {altitude_range}')
+        self.num_images, self.seed = int(num_images), int(seed)
+        self.size = (int(size[0]), int(size[1]))
+        self.altitude_range = (float(altitude_range[0]), float(altitude_range[1]))
+        self.camera_effects, self.density = camera_effects, density
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.num_images:
+            raise IndexError(f'index {index} out of range for {self.num_images} images')
+        # A third seed word keeps these views apart from the stills of the same seed.
+        rng = np.random.default_rng([self.seed, int(index), 0xF1])
+        altitude = float(rng.uniform(*self.altitude_range))
+        heading = float(rng.uniform(0.0, 2.0 * np.pi))
+        # The smallest square world holding the rotated view, plus render_view's margin.
+        side = int(np.ceil(altitude * np.hypot(*self.size))) + 8
+        world = render_world(int(rng.integers(2 ** 62)), (side, side),
+                             pixels_per_unit=FLIGHT_PIXELS_PER_UNIT, density=self.density)
+        effects = CameraEffects.sample_flight(rng) if self.camera_effects else None
+        image, boxes, labels, mask = render_view(world, (side / 2, side / 2), heading,
+                                                 altitude, out_size=self.size,
+                                                 effects=effects, rng=rng)
+        return {'image': image, 'boxes': boxes, 'labels': labels,
+                'difficult': np.zeros(len(labels), np.bool_), 'mask': mask,
+                'image_id': f'synthetic_flight_{self.seed}_{index:06d}'}

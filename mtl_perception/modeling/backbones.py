@@ -16,7 +16,8 @@
 Backbones: torchvision classifiers trimmed to a pyramid of named feature maps.
 
 Every backbone maps images ``[N, 3, H, W]`` to an ``OrderedDict`` with the keys
-``'C3'`` (stride 8), ``'C4'`` (stride 16) and ``'C5'`` (stride 32) and exposes
+``'C2'`` (stride 4), ``'C3'`` (stride 8), ``'C4'`` (stride 16) and ``'C5'`` (stride 32)
+and exposes
 ``out_channels`` (key -> channel count). Weights are never downloaded: networks are
 built with ``weights=None`` and may be initialised from a local ImageNet state dict
 whose keys follow torchvision's classifier of the same name.
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 import torchvision
 
-FEATURE_NAMES = ('C3', 'C4', 'C5')
+FEATURE_NAMES = ('C2', 'C3', 'C4', 'C5')
 
 # Classifier-only parameters that a backbone drops, so an ImageNet file may carry them.
 _CLASSIFIER_PREFIXES = ('fc.', 'classifier.')
@@ -66,7 +67,7 @@ def _load_backbone_weights(module: nn.Module, path: str) -> None:
 
 class ResNetBackbone(nn.Module):
     """
-    ResNet trunk returning C3 (layer2), C4 (layer3) and C5 (layer4).
+    ResNet trunk returning C2 (layer1), C3 (layer2), C4 (layer3) and C5 (layer4).
 
     Submodule names equal torchvision's so ImageNet state dicts load unchanged.
     """
@@ -92,29 +93,31 @@ class ResNetBackbone(nn.Module):
         self.layer4 = net.layer4
         expansion = 4 if arch == 'resnet50' else 1
         self.out_channels: dict[str, int] = {
-            'C3': 128 * expansion, 'C4': 256 * expansion, 'C5': 512 * expansion}
+            'C2': 64 * expansion, 'C3': 128 * expansion, 'C4': 256 * expansion,
+            'C5': 512 * expansion}
         if weights_path is not None:
             _load_backbone_weights(self, weights_path)
 
     def forward(self, images: torch.Tensor) -> 'OrderedDict[str, torch.Tensor]':
-        """Map images ``[N, 3, H, W]`` to C3/C4/C5 maps at strides 8/16/32."""
+        """Map images ``[N, 3, H, W]`` to C2/C3/C4/C5 maps at strides 4/8/16/32."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
-        c3 = self.layer2(self.layer1(x))
+        c2 = self.layer1(x)
+        c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
-        return OrderedDict([('C3', c3), ('C4', c4), ('C5', c5)])
+        return OrderedDict([('C2', c2), ('C3', c3), ('C4', c4), ('C5', c5)])
 
 
 class MobileNetV3Backbone(nn.Module):
     """
-    MobileNetV3-Large trunk returning C3 (40 ch), C4 (112 ch) and C5 (960 ch).
+    MobileNetV3-Large trunk returning C2 (24 ch), C3 (40 ch), C4 (112 ch) and C5 (960 ch).
 
-    ``features[0:7]`` ends at stride 8, ``features[7:13]`` at stride 16 and
-    ``features[13:17]`` (including the final 1x1 expansion to 960) at stride 32.
+    ``features[0:4]`` ends at stride 4, ``features[4:7]`` at stride 8, ``features[7:13]`` at
+    stride 16 and ``features[13:17]`` (including the final 1x1 expansion to 960) at stride 32.
     """
 
     # Index of the last block of each stage in torchvision's ``features``.
-    _STAGE_ENDS = {'C3': 6, 'C4': 12, 'C5': 16}
+    _STAGE_ENDS = {'C2': 3, 'C3': 6, 'C4': 12, 'C5': 16}
 
     def __init__(self, weights_path: str | None = None) -> None:
         """Build MobileNetV3-Large without downloading weights."""
@@ -128,7 +131,7 @@ class MobileNetV3Backbone(nn.Module):
             _load_backbone_weights(self, weights_path)
 
     def forward(self, images: torch.Tensor) -> 'OrderedDict[str, torch.Tensor]':
-        """Map images ``[N, 3, H, W]`` to C3/C4/C5 maps at strides 8/16/32."""
+        """Map images ``[N, 3, H, W]`` to C2/C3/C4/C5 maps at strides 4/8/16/32."""
         outputs: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
         ends = {end: name for name, end in self._STAGE_ENDS.items()}
         x = images

@@ -13,11 +13,12 @@
 # limitations under the License.
 
 """
-FCN segmentation head with skip connections (FCN-8s / FCN-16s).
+FCN segmentation head with skip connections (FCN-4s / FCN-8s / FCN-16s).
 
 Class scores from C5 are upsampled x2 and added to scores from C4, upsampled x2 again
-and added to scores from C3 (8s; the 16s variant stops after C4), then bilinearly
-resized to the input resolution. Maps of odd size (300 px input: 38, 19, 10) are
+and added to scores from C3 (8s; the 16s variant stops after C4; the 4s variant goes on
+to the stride-4 map C2, for objects only a few pixels wide), then bilinearly resized to
+the input resolution. Maps of odd size (300 px input: 38, 19, 10) are
 handled by cropping each upsampled map to the skip map: with a stride-2 transposed
 conv of kernel 4 and padding 1, output cell ``i`` is centred on the same input pixel
 as cell ``i`` of the finer map, so the crop keeps the grids aligned.
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FCN_VARIANTS = ('8s', '16s')
+FCN_VARIANTS = ('4s', '8s', '16s')
 
 
 def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
@@ -50,6 +51,14 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.S
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
+
+
+def _skip_scorer(in_channels: int, context_channels: int, num_classes: int) -> tuple:
+    """Return (context block or Identity, 1x1 scoring conv) for one skip map."""
+    if context_channels > 0:
+        return (_conv_bn_relu(in_channels, context_channels, 3),
+                nn.Conv2d(context_channels, num_classes, 1))
+    return nn.Identity(), nn.Conv2d(in_channels, num_classes, 1)
 
 
 class Upsample2x(nn.Module):
@@ -77,16 +86,20 @@ class FCNHead(nn.Module):
 
     :param in_channels: channels of the backbone maps, keys 'C3', 'C4', 'C5'.
     :param num_classes: segmentation classes K (void 255 is not a class).
-    :param variant: '8s' (fuse C5, C4 and C3) or '16s' (fuse C5 and C4).
+    :param variant: '4s' (fuse C5, C4, C3 and C2), '8s' (fuse C5, C4 and C3) or '16s'
+        (fuse C5 and C4).
     :param mid_channels: width of the small 1x1-3x3 block before scoring C5, or 0 to
         score C5 directly.
-    :param c3_channels: width of a 3x3 conv before scoring C3 (8s only), or 0 to score
-        C3 directly. C3 is the least semantic map; a narrow 3x3 conv gives its scores
-        some spatial context at stride 8 for few parameters.
+    :param c3_channels: width of a 3x3 conv before scoring C3 (8s and 4s), or 0 to score
+        C3 directly. C3 is a shallow map; a narrow 3x3 conv gives its scores some spatial
+        context at stride 8 for few parameters.
+    :param c2_channels: width of the 3x3 conv before scoring C2 (4s only), or 0 to score
+        C2 directly.
     """
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, *,
-                 variant: str = '8s', mid_channels: int = 256, c3_channels: int = 64) -> None:
+                 variant: str = '8s', mid_channels: int = 256, c3_channels: int = 64,
+                 c2_channels: int = 16) -> None:
         """Build the score layers and upsamplers."""
         super().__init__()
         if variant not in FCN_VARIANTS:
@@ -105,29 +118,32 @@ class FCNHead(nn.Module):
         self.score_c5 = nn.Conv2d(c5, num_classes, 1)
         self.score_c4 = nn.Conv2d(in_channels['C4'], num_classes, 1)
         self.up_c5 = Upsample2x(num_classes)
-        if variant == '8s':
-            c3 = in_channels['C3']
-            if c3_channels > 0:
-                self.c3_context = _conv_bn_relu(c3, c3_channels, 3)
-                c3 = c3_channels
-            else:
-                self.c3_context = nn.Identity()
-            self.score_c3 = nn.Conv2d(c3, num_classes, 1)
+        if variant in ('8s', '4s'):
+            self.c3_context, self.score_c3 = _skip_scorer(in_channels['C3'], c3_channels,
+                                                          num_classes)
             self.up_c4 = Upsample2x(num_classes)
+        if variant == '4s':
+            self.c2_context, self.score_c2 = _skip_scorer(in_channels['C2'], c2_channels,
+                                                          num_classes)
+            self.up_c3 = Upsample2x(num_classes)
         # Skip scores start at zero so training begins from the coarse C5 prediction
         # and the finer paths grow in, as in the staged FCN training.
-        for layer in (self.score_c4, getattr(self, 'score_c3', None)):
+        for layer in (self.score_c4, getattr(self, 'score_c3', None),
+                      getattr(self, 'score_c2', None)):
             if layer is not None:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
     def forward(self, features: 'OrderedDict[str, torch.Tensor]',
                 output_size: tuple[int, int]) -> torch.Tensor:
-        """Compute logits ``[N, K, H, W]`` with ``(H, W) = output_size`` from C3/C4/C5."""
+        """Compute logits ``[N, K, H, W]`` with ``(H, W) = output_size`` from C2-C5."""
         score = self.score_c5(self.context(features['C5']))
         skip = self.score_c4(features['C4'])
         score = self.up_c5(score, (skip.shape[-2], skip.shape[-1])) + skip
-        if self.variant == '8s':
+        if self.variant in ('8s', '4s'):
             skip = self.score_c3(self.c3_context(features['C3']))
             score = self.up_c4(score, (skip.shape[-2], skip.shape[-1])) + skip
+        if self.variant == '4s':
+            skip = self.score_c2(self.c2_context(features['C2']))
+            score = self.up_c3(score, (skip.shape[-2], skip.shape[-1])) + skip
         return F.interpolate(score, size=output_size, mode='bilinear', align_corners=False)

@@ -37,6 +37,7 @@ __all__ = [
     'MultiBoxLoss',
     'MultiBoxLossParts',
     'MultiTaskLoss',
+    'balanced_class_weights',
     'match_anchors',
     'segmentation_loss',
 ]
@@ -239,8 +240,8 @@ class MultiBoxLoss(nn.Module):
         return n, a
 
 
-def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor,
-                      has_mask: torch.Tensor) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tensor,
+                      class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """
     Pixel cross-entropy over the images that have a mask; 255 pixels are ignored.
 
@@ -248,28 +249,69 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor,
         logits: float [N, K, S, S] class logits at mask resolution.
         mask: int64 [N, S, S] class index per pixel, 255 = void.
         has_mask: bool [N], False where the image has no mask label.
+        class_weights: optional float [K], the weight of a pixel of each true class (see
+            :func:`balanced_class_weights`); None weighs every pixel 1.
 
     Output:
-        Scalar mean over the labelled, non-void pixels. When there are none it is zero and
+        Scalar weighted mean over the labelled, non-void pixels (the weights' sum is the
+        divisor, as for ``F.cross_entropy(weight=...)``). When there are none it is zero and
         still attached to ``logits`` (zero gradient), so ``backward()`` works.
     """
     if logits.dim() != 4:
         raise ValueError(f'logits must be [N, K, H, W], got {tuple(logits.shape)}')
-    n, _, h, w = logits.shape
+    n, k, h, w = logits.shape
     if mask.shape != (n, h, w):
         raise ValueError(f'mask must be [N, H, W]=[{n}, {h}, {w}], got {tuple(mask.shape)}')
     if has_mask.shape != (n,):
         raise ValueError(f'has_mask must be [N]=[{n}], got {tuple(has_mask.shape)}')
+    if class_weights is not None and class_weights.shape != (k,):
+        raise ValueError(f'class_weights must be [K]=[{k}], got {tuple(class_weights.shape)}')
     has_mask = has_mask.to(device=logits.device, dtype=torch.bool)
     selected_logits = logits[has_mask]
     selected_mask = mask.to(logits.device, torch.long)[has_mask]
-    valid = (selected_mask != IGNORE_INDEX).sum()
     if selected_logits.shape[0] == 0:
         return logits.sum() * 0.0
-    total = F.cross_entropy(selected_logits, selected_mask, ignore_index=IGNORE_INDEX,
-                            reduction='sum')
+    valid = selected_mask != IGNORE_INDEX
+    if class_weights is None:
+        divisor = valid.sum()
+    else:
+        class_weights = class_weights.to(logits.device, logits.dtype)
+        divisor = class_weights[selected_mask[valid]].sum()
+    total = F.cross_entropy(selected_logits, selected_mask, weight=class_weights,
+                            ignore_index=IGNORE_INDEX, reduction='sum')
     # Dividing the sum (not reduction='mean') keeps an all-void batch at 0 instead of NaN.
-    return total / valid.clamp(min=1).to(total.dtype)
+    return total / divisor.clamp(min=1e-12 if class_weights is not None else 1).to(total.dtype)
+
+
+def balanced_class_weights(pixel_counts, power: float = 0.5) -> torch.Tensor:
+    """
+    Class weights ``frequency ** -power`` scaled so the mean weight of a pixel is 1.
+
+    ``power`` 0.5 (inverse square-root frequency) lifts rare classes (a UAV's persons and
+    bicycles cover under 0.2% of the pixels) without letting them swamp the loss. A class
+    with no pixels gets the largest weight of the others (it cannot affect training data
+    that lack it, and stays sane for data that has it).
+
+    Inputs:
+        pixel_counts: [K] labelled pixels per class (sequence or tensor), not all zero.
+        power: exponent (0 gives all ones).
+
+    Output:
+        float32 [K].
+    """
+    counts = torch.as_tensor(pixel_counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f'pixel_counts must be [K] non-negative with a positive sum, '
+                         f'got {pixel_counts!r}')
+    if power < 0:
+        raise ValueError(f'power must be >= 0, got {power}')
+    freq = counts / counts.sum()
+    present = freq > 0
+    weights = torch.zeros_like(freq)
+    weights[present] = freq[present] ** -power
+    weights = weights / (freq * weights).sum()
+    weights[~present] = weights[present].max()
+    return weights.float()
 
 
 class MultiTaskLoss(nn.Module):
@@ -287,10 +329,13 @@ class MultiTaskLoss(nn.Module):
             built for the same tasks; registered as a submodule, so its parameters are in
             ``self.parameters()`` and its state in ``state_dict()``.
         detection_loss: MultiBox loss to use (default ``MultiBoxLoss()``).
+        segmentation_class_weights: optional float [K] per-class pixel weights of the
+            segmentation loss (a buffer: saved with the training state).
     """
 
     def __init__(self, tasks: Iterable[str], weighting: LossWeighting, *,
-                 detection_loss: MultiBoxLoss | None = None) -> None:
+                 detection_loss: MultiBoxLoss | None = None,
+                 segmentation_class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         tasks = tuple(tasks)
         unknown = [t for t in tasks if t not in TASKS]
@@ -302,6 +347,16 @@ class MultiTaskLoss(nn.Module):
         self.weighting = weighting
         self.detection_loss = detection_loss if detection_loss is not None else MultiBoxLoss()
         self.last_components: dict[str, torch.Tensor] = {}
+        if segmentation_class_weights is not None:
+            if 'segmentation' not in tasks:
+                raise ValueError('segmentation_class_weights need the segmentation task')
+            segmentation_class_weights = torch.as_tensor(
+                segmentation_class_weights, dtype=torch.float32).detach().clone()
+            if segmentation_class_weights.dim() != 1 or \
+                    not (segmentation_class_weights > 0).all():
+                raise ValueError('segmentation_class_weights must be [K] positive numbers, '
+                                 f'got {segmentation_class_weights.tolist()}')
+        self.register_buffer('segmentation_class_weights', segmentation_class_weights)
 
     def forward(self, outputs: Mapping[str, object], targets: Mapping[str, object],
                 anchors: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -336,7 +391,8 @@ class MultiTaskLoss(nn.Module):
             components['detection/num_positives'] = parts.num_positives
         if 'segmentation' in self.tasks:
             losses['segmentation'] = segmentation_loss(
-                outputs['segmentation'], targets['mask'], targets['has_mask'])
+                outputs['segmentation'], targets['mask'], targets['has_mask'],
+                self.segmentation_class_weights)
         losses['total'] = self.weighting.combine({t: losses[t] for t in self.tasks})
         self.last_components = components
         return losses

@@ -63,7 +63,7 @@ def build_model(name: str, *, num_classes: dict[str, int], input_size: int = 300
 def _build_ssd_fcn(backbone_name: str, *, num_classes: dict[str, int], input_size: int,
                    tasks: Sequence[str], backbone_weights: str | None,
                    fcn_variant: str = '8s', fcn_mid_channels: int = 256,
-                   fcn_c3_channels: int = 64,
+                   fcn_c3_channels: int = 64, fcn_c2_channels: int = 16,
                    min_scale: float = 0.2, max_scale: float = 0.9,
                    first_scale: float | None = None,
                    extra_channels: Sequence[tuple[int, int]] = DEFAULT_EXTRA_CHANNELS,
@@ -80,9 +80,10 @@ def _build_ssd_fcn(backbone_name: str, *, num_classes: dict[str, int], input_siz
     :param backbone_weights: optional local ImageNet state-dict file for the backbone, read
         when training starts; never part of a model card (``model_card.FILE_ARGUMENTS``): a
         trained network's weights are the safetensors file beside its card.
-    :param fcn_variant: '8s' or '16s'.
+    :param fcn_variant: '4s', '8s' or '16s'.
     :param fcn_mid_channels: width of the FCN block before scoring C5 (0: none).
     :param fcn_c3_channels: width of the FCN 3x3 conv before scoring C3 (0: none).
+    :param fcn_c2_channels: width of the FCN 3x3 conv before scoring C2 (4s only; 0: none).
     :param min_scale, max_scale, first_scale: default-box scales.
     :param extra_channels: ``(mid, out)`` channels of the SSD extra layers.
     :param ssd_head_style: 'ssd' or 'lite' (depthwise-separable predictors and extras).
@@ -107,7 +108,8 @@ def _build_ssd_fcn(backbone_name: str, *, num_classes: dict[str, int], input_siz
     if 'segmentation' in tasks:
         heads['segmentation'] = FCNHead(
             backbone.out_channels, num_classes['segmentation'], variant=fcn_variant,
-            mid_channels=fcn_mid_channels, c3_channels=fcn_c3_channels)
+            mid_channels=fcn_mid_channels, c3_channels=fcn_c3_channels,
+            c2_channels=fcn_c2_channels)
     return MultiTaskModel(backbone, heads, tasks, input_size=input_size)
 
 

@@ -43,8 +43,8 @@ import json
 import math
 from pathlib import Path
 
-from mtl_perception.data.synthetic import (DETECTION_CLASSES, render_view, render_world,
-                                           SEGMENTATION_CLASSES)
+from mtl_perception.data.synthetic import (DETECTION_CLASSES, FLIGHT_PIXELS_PER_UNIT,
+                                           render_view, render_world, SEGMENTATION_CLASSES)
 from mtl_perception.replay.bag_io import BagWriter
 from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE, make_detection_array
 from mtl_perception.replay.messages import make_image
@@ -66,7 +66,7 @@ DEFAULT_WORLD_SIZE = (4000, 3000)
 # The world is rendered at WORLD_PIXELS_PER_UNIT, so a view altitude scale a sees the ground
 # as SyntheticAerialDataset's altitude a / WORLD_PIXELS_PER_UNIT does (here 0.4-0.65, inside
 # its default range), with the world sampled near its own resolution (sharp, not upsampled).
-WORLD_PIXELS_PER_UNIT = 2.0
+WORLD_PIXELS_PER_UNIT = FLIGHT_PIXELS_PER_UNIT
 ALTITUDE_RANGE = (0.8, 1.3)
 ALTITUDE_PERIOD_S = 45.0
 # The rig's cameras other than cam0 sit on a ring this many view widths from the path point
