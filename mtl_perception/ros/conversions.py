@@ -18,7 +18,8 @@ Conversions between ROS messages and numpy arrays / predictions (no rclpy needed
 Images: sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8, rows possibly padded by ``step``)
 and sensor_msgs/CompressedImage (JPEG, PNG) become uint8 RGB arrays [H, W, 3]; arrays and masks
 become Image messages. Detections become vision_msgs/Detection2DArray in input pixels, class
-names become vision_msgs/LabelInfo.
+names become vision_msgs/LabelInfo, and detections located in 3D (e.g. on the ground, see
+``mtl_perception.geometry``) become vision_msgs/Detection3DArray.
 
 LabelInfo: one message per task, on the task's own latched topic (``LABEL_INFO_TOPICS``:
 ``detections/label_info``, ``segmentation/label_info``), so every label topic has exactly
@@ -43,8 +44,9 @@ import numpy as np
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, LabelInfo,
-                             ObjectHypothesisWithPose, VisionClass)
+from vision_msgs.msg import (BoundingBox2D, BoundingBox3D, Detection2D, Detection2DArray,
+                             Detection3D, Detection3DArray, LabelInfo, ObjectHypothesisWithPose,
+                             VisionClass)
 
 VOID_LABEL = 255
 DETECTION_ID_OFFSET = 256
@@ -206,4 +208,53 @@ def label_info(task: str, class_names: Sequence[str], threshold: float = 0.0,
         ids = [DETECTION_ID_OFFSET + index for index in range(len(class_names))]
     msg.class_map = [VisionClass(class_id=class_id, class_name=name)
                      for class_id, name in zip(ids, class_names)]
+    return msg
+
+
+def detections3d_to_msg(header: Header, positions: np.ndarray, ids: Sequence[str],
+                        class_ids: Sequence[str], scores: np.ndarray,
+                        sizes: Optional[np.ndarray] = None) -> Detection3DArray:
+    """
+    Return a Detection3DArray of objects at 3D positions (metres, in ``header.frame_id``).
+
+    :param header: copied into the array and every Detection3D; its frame is the one the
+        positions are expressed in (e.g. ``map``).
+    :param positions: float [N, 3]; rows with a NaN (or infinite) coordinate -- e.g. a
+        detection whose ray missed the ground -- are skipped.
+    :param ids: N strings, each detection's ``id`` (e.g. a track id; may be empty).
+    :param class_ids: N strings, each hypothesis' ``class_id`` (the class name, as in
+        Detection2D).
+    :param scores: float [N].
+    :param sizes: float [N, 3] box extents in metres, or None (sizes 0: unknown). A
+        non-finite size component is written as 0.
+
+    Each Detection3D has ``bbox.center.position`` = position with the identity orientation,
+    ``bbox.size`` and one ObjectHypothesisWithPose with ``class_id``, ``score`` and
+    ``pose.pose.position`` = position (identity orientation, covariance all zeros: unknown).
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    count = len(positions)
+    sizes = (np.zeros((count, 3)) if sizes is None
+             else np.asarray(sizes, dtype=np.float64).reshape(-1, 3))
+    lengths = {'ids': len(ids), 'class_ids': len(class_ids), 'scores': len(scores),
+               'sizes': len(sizes)}
+    if any(length != count for length in lengths.values()):
+        raise ValueError(f'positions [{count}, 3] and {lengths} must have the same length')
+    sizes = np.where(np.isfinite(sizes), sizes, 0.0)
+    msg = Detection3DArray(header=header)
+    for index in np.flatnonzero(np.all(np.isfinite(positions), axis=1)).tolist():
+        x, y, z = (float(value) for value in positions[index])
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = str(class_ids[index])
+        hypothesis.hypothesis.score = float(scores[index])
+        hypothesis.pose.pose.position.x = x
+        hypothesis.pose.pose.position.y = y
+        hypothesis.pose.pose.position.z = z
+        bbox = BoundingBox3D()
+        bbox.center.position.x = x
+        bbox.center.position.y = y
+        bbox.center.position.z = z
+        bbox.size.x, bbox.size.y, bbox.size.z = (float(value) for value in sizes[index])
+        msg.detections.append(Detection3D(header=header, results=[hypothesis], bbox=bbox,
+                                          id=str(ids[index])))
     return msg
