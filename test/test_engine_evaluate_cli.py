@@ -28,7 +28,8 @@ from mtl_perception.inference.predictor import Predictor
 from mtl_perception.metrics import DetectionEvaluator, SegmentationEvaluator
 from mtl_perception.modeling import build_model
 from mtl_perception.replay.bag_io import open_bag
-from mtl_perception.replay.flight import DETECTIONS_TOPIC, IMAGE_TOPIC, MASK_TOPIC
+from mtl_perception.replay.flight import (CAMERA_INFO_TOPIC, DETECTIONS_TOPIC, IMAGE_TOPIC,
+                                          MASK_TOPIC, OBJECTS_TOPIC, POSE_TOPIC)
 import numpy as np
 import pytest
 import torch
@@ -88,7 +89,8 @@ def test_synth_bag_is_readable(tmp_path):
                      '--storage', 'sqlite3', '--quiet']) == 0
     with open_bag(bag) as reader:
         counts = {name: info.count for name, info in reader.topics().items()}
-    assert counts == {IMAGE_TOPIC: 2, DETECTIONS_TOPIC: 2, MASK_TOPIC: 2}
+    assert counts == {IMAGE_TOPIC: 2, CAMERA_INFO_TOPIC: 2, POSE_TOPIC: 2, DETECTIONS_TOPIC: 2,
+                      MASK_TOPIC: 2, OBJECTS_TOPIC: 2}
 
 
 def test_synth_needs_exactly_one_mode(tmp_path, capsys):

@@ -49,9 +49,13 @@ def test_two_cameras_have_their_own_topics_stamps_and_ground_truth(tmp_path):
     layout = {}
     for name in names:
         layout.update({f'/{name}/image_raw': ('sensor_msgs/msg/Image', FRAMES),
+                       f'/{name}/camera_info': ('sensor_msgs/msg/CameraInfo', FRAMES),
+                       f'/{name}/pose': ('geometry_msgs/msg/PoseStamped', FRAMES),
                        f'/{name}/ground_truth/detections':
                            ('vision_msgs/msg/Detection2DArray', FRAMES),
-                       f'/{name}/ground_truth/mask': ('sensor_msgs/msg/Image', FRAMES)})
+                       f'/{name}/ground_truth/mask': ('sensor_msgs/msg/Image', FRAMES),
+                       f'/{name}/ground_truth/objects':
+                           ('vision_msgs/msg/Detection3DArray', FRAMES)})
     assert {topic: (t.msgtype, t.count) for topic, t in topics.items()} == layout
     # The metadata names the cameras, their topics and their mounts.
     assert read_flight_cameras(custom) == flight.cameras
@@ -60,9 +64,11 @@ def test_two_cameras_have_their_own_topics_stamps_and_ground_truth(tmp_path):
     assert description['frames'] == FRAMES and description['size'] == list(SIZE)
     by_topic = {}
     for topic, timestamp, msg in messages:
-        # Every camera's frame of a tick carries the tick's stamp; frame_id is the camera.
+        # Every camera's frame of a tick carries the tick's stamp; frame_id is the camera
+        # ('map' for the camera's pose and the objects' world positions).
         assert stamp_to_ns(msg.header.stamp) == timestamp
-        assert msg.header.frame_id == topic.split('/')[1]
+        world = topic.endswith(('/pose', '/ground_truth/objects'))
+        assert msg.header.frame_id == ('map' if world else topic.split('/')[1])
         by_topic.setdefault(topic, []).append(msg)
     for topic in layout:
         assert [stamp_to_ns(m.header.stamp) for m in by_topic[topic]] == expected
@@ -93,8 +99,9 @@ def test_one_camera_is_the_single_camera_flight(tmp_path):
     single = _flight(tmp_path / 'one' / 'flight', cameras=1)
     assert [c.image_topic for c in single.cameras] == [IMAGE_TOPIC]
     with open_bag(tmp_path / 'one' / 'flight') as bag:
-        assert sorted(bag.topics()) == ['/camera/image_raw', '/ground_truth/detections',
-                                        '/ground_truth/mask']
+        assert sorted(bag.topics()) == ['/camera/camera_info', '/camera/image_raw',
+                                        '/camera/pose', '/ground_truth/detections',
+                                        '/ground_truth/mask', '/ground_truth/objects']
         assert read_flight_cameras(bag.custom_data) == ()
         assert 'cameras' not in json.loads(bag.custom_data[CUSTOM_DATA_KEY])
     # The default (no cameras argument) writes the same bytes.

@@ -17,8 +17,10 @@
 import json
 
 from mtl_perception.cli.demo import flight_bag
-from mtl_perception.replay.bag_io import open_bag
-from mtl_perception.replay.flight import CUSTOM_DATA_KEY, IMAGE_TOPIC
+from mtl_perception.replay.bag_io import BagWriter, open_bag
+from mtl_perception.replay.flight import CUSTOM_DATA_KEY, IMAGE_TOPIC, OBJECTS_TOPIC
+from mtl_perception.replay.messages import IMAGE, make_image
+import numpy as np
 import pytest
 
 
@@ -40,3 +42,19 @@ def test_flight_bag_is_cached_per_seed_and_rebuilt_when_the_request_changes(tmp_
     assert _frames_and_seed(flight_bag(tmp_path, frames=3, seed=4, progress=False)) == (3, 4)
     with pytest.raises(ValueError, match='frames'):
         flight_bag(tmp_path, frames=1, seed=4)
+
+
+def test_cached_flight_of_an_older_ground_truth_is_rebuilt(tmp_path):
+    # A bag as version 1 wrote it: the same request, but no ground_truth_version (and no
+    # camera topics, ids or world positions).
+    path = tmp_path / 'synthetic_flight_seed4'
+    description = {'seed': 4, 'frames': 2, 'rate': 10.0, 'size': [640, 480]}
+    with BagWriter(path, custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
+        bag.add_topic(IMAGE_TOPIC, IMAGE)
+        for k in range(2):
+            bag.write(IMAGE_TOPIC, k + 1, make_image(np.zeros((4, 4, 3), np.uint8), k + 1,
+                                                     'camera'))
+    assert flight_bag(tmp_path, frames=2, seed=4, progress=False) == path
+    with open_bag(path) as bag:
+        assert bag.topics()[OBJECTS_TOPIC].count == 2
+        assert json.loads(bag.custom_data[CUSTOM_DATA_KEY])['ground_truth_version'] == 2

@@ -19,9 +19,10 @@ import math
 
 from mtl_perception.data.synthetic import DETECTION_CLASSES, SEGMENTATION_CLASSES
 from mtl_perception.replay.bag_io import open_bag
-from mtl_perception.replay.flight import (ALTITUDE_RANGE, CUSTOM_DATA_KEY, DETECTIONS_TOPIC,
-                                          flight_path, IMAGE_TOPIC, MASK_TOPIC, START_NS,
-                                          write_flight_bag)
+from mtl_perception.replay.flight import (ALTITUDE_RANGE, CAMERA_INFO_TOPIC, CUSTOM_DATA_KEY,
+                                          DETECTIONS_TOPIC, flight_path, GROUND_TRUTH_VERSION,
+                                          IMAGE_TOPIC, MASK_TOPIC, OBJECTS_TOPIC, POSE_TOPIC,
+                                          START_NS, write_flight_bag)
 from mtl_perception.replay.messages import detection_array_to_numpy, image_to_array
 from mtl_perception.replay.messages import stamp_to_ns
 import numpy as np
@@ -51,17 +52,25 @@ def test_flight_bag_topics_stamps_and_ground_truth(tmp_path, storage):
     topics, custom, messages = _read(tmp_path / 'flight')
     assert {name: (t.msgtype, t.count) for name, t in topics.items()} == {
         IMAGE_TOPIC: ('sensor_msgs/msg/Image', 5),
+        CAMERA_INFO_TOPIC: ('sensor_msgs/msg/CameraInfo', 5),
+        POSE_TOPIC: ('geometry_msgs/msg/PoseStamped', 5),
         DETECTIONS_TOPIC: ('vision_msgs/msg/Detection2DArray', 5),
-        MASK_TOPIC: ('sensor_msgs/msg/Image', 5)}
+        MASK_TOPIC: ('sensor_msgs/msg/Image', 5),
+        OBJECTS_TOPIC: ('vision_msgs/msg/Detection3DArray', 5)}
     description = json.loads(custom[CUSTOM_DATA_KEY])
     assert description['seed'] == 7 and description['size'] == list(SIZE)
     assert description['detection_classes'] == list(DETECTION_CLASSES)
+    assert description['ground_truth_version'] == GROUND_TRUTH_VERSION == 2
+    assert description['camera_model']['world_frame'] == 'map'
     by_topic = {}
     for topic, timestamp, msg in messages:
         assert stamp_to_ns(msg.header.stamp) == timestamp
-        assert msg.header.frame_id == 'camera'
+        # Poses and world positions are in the world frame, the rest in the camera's.
+        assert msg.header.frame_id == ('map' if topic in (POSE_TOPIC, OBJECTS_TOPIC)
+                                       else 'camera')
         by_topic.setdefault(topic, []).append((timestamp, msg))
-    for topic in (IMAGE_TOPIC, DETECTIONS_TOPIC, MASK_TOPIC):
+    for topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, POSE_TOPIC, DETECTIONS_TOPIC, MASK_TOPIC,
+                  OBJECTS_TOPIC):
         assert [t for t, _ in by_topic[topic]] == expected_stamps
     total_boxes = 0
     for (_, image), (_, detections), (_, mask) in zip(

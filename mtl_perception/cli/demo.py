@@ -16,7 +16,7 @@
 ``mtl-perception demo``: the multitask node against the two-node baseline on a synthetic flight.
 
 Stages: (1) a synthetic UAV flight bag with ground truth, made once and cached (reused while
-its recorded seed, frame count, rate and size match the request); (2) the three demo models
+its seed, frames, rate, size and ground truth version match the request); (2) the three demo models
 exported to ONNX once (cached beside the bag, keyed by the checkpoints' content), since the
 demo runs the CPU deployment path: ONNX Runtime; (3) the multitask node and (4) the detection
 + segmentation baseline, in ``--rounds`` alternating rounds (multitask, baseline, multitask,
@@ -48,7 +48,8 @@ from mtl_perception.cli.replay import apply_ros_environment, capacity_seconds_pe
 from mtl_perception.cli.replay import DEFAULT_ROUNDS, node_parameters, run_replay
 from mtl_perception.replay.bag_io import BagError, open_bag
 from mtl_perception.replay.exports import default_cache, onnx_checkpoints
-from mtl_perception.replay.flight import CUSTOM_DATA_KEY, IMAGE_TOPIC, write_flight_bag
+from mtl_perception.replay.flight import CUSTOM_DATA_KEY, GROUND_TRUTH_VERSION, IMAGE_TOPIC
+from mtl_perception.replay.flight import write_flight_bag
 from mtl_perception.replay.report import console_table
 from mtl_perception.resources import model_file
 from mtl_perception.variants import CONFIGURATIONS, VARIANTS
@@ -131,7 +132,9 @@ def flight_bag(cache: Path, frames: int, seed: int, progress: bool = True) -> Pa
     if frames < 2:
         raise ValueError(f'--frames must be >= 2, got {frames}')
     path = Path(cache) / f'synthetic_flight_seed{seed}'
-    wanted = {'seed': seed, 'frames': frames, 'rate': DEFAULT_RATE_HZ, 'size': [640, 480]}
+    # A bag of an older ground truth (no camera topics, ids or world positions) is rebuilt.
+    wanted = {'seed': seed, 'frames': frames, 'rate': DEFAULT_RATE_HZ, 'size': [640, 480],
+              'ground_truth_version': GROUND_TRUTH_VERSION}
     if _cached_flight_matches(path, wanted):
         print(f'    cached: {path}', flush=True)
         return path

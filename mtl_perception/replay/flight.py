@@ -18,12 +18,30 @@ A synthetic UAV flight written as a rosbag2 bag with ground truth.
 The camera flies a figure-eight over ONE generated world (:func:`render_world`), looking
 straight down with the image's top pointing along the direction of travel, while its altitude
 drifts slowly; each frame is :func:`render_view` at the next point of the path, so consecutive
-frames overlap like a real flight's. Three topics share every stamp (and the bag receive time):
+frames overlap like a real flight's. Six topics share every stamp (and the bag receive time):
 
 * ``/camera/image_raw``: sensor_msgs/Image rgb8, frame_id 'camera';
+* ``/camera/camera_info``: sensor_msgs/CameraInfo of the pinhole camera below, frame_id
+  'camera';
+* ``/camera/pose``: geometry_msgs/PoseStamped in 'map': the pose of the camera's optical frame
+  (z forward, x right and y down in the image);
 * ``/ground_truth/detections``: vision_msgs/Detection2DArray, boxes in pixels of the image,
-  ``class_id`` the detection class name, score 1.0;
-* ``/ground_truth/mask``: sensor_msgs/Image mono8 of segmentation class indices (255 void).
+  ``class_id`` the detection class name, score 1.0, ``id`` the object's identity (the decimal
+  index + 1 of the object in the world, the same in every frame and every camera);
+* ``/ground_truth/mask``: sensor_msgs/Image mono8 of segmentation class indices (255 void);
+* ``/ground_truth/objects``: vision_msgs/Detection3DArray in 'map': for every object of that
+  frame's ``/ground_truth/detections``, its id, class name and centre on the ground
+  (``bbox.center.position``, z = 0).
+
+Camera model. The world is a flat ground (z = 0) in the frame 'map' (ENU: x east, y north, z
+up): world pixel coordinates (x right, y down, ``WORLD_PIXELS_PER_UNIT`` px per world unit of
+``METRES_PER_UNIT`` m) map to ``(x * M, -y * M, 0)`` with ``M = METRES_PER_WORLD_PIXEL`` (0.06 m).
+The camera is an ideal pinhole (no distortion, square pixels) of focal length
+``FOCAL_FRACTION`` x the image width (about 64 deg horizontal field of view), looking straight
+down. A view at altitude scale ``a`` sees ``a * M`` m of ground per image pixel, so it flies at
+``a * M * f`` m (24-40 m for 640 px images). Its optical frame's axes in 'map', for the view
+heading ``h`` of :func:`render_view`, are x = (cos h, -sin h, 0), y = (-sin h, -cos h, 0),
+z = (0, 0, -1) (:func:`camera_pose`).
 
 With ``cameras`` K >= 2 the same world is seen by a rig of K cameras carried along the path
 (:func:`camera_rig`): ``cam0`` sits on the path as the single camera does; each other camera is
@@ -31,11 +49,14 @@ offset ahead/behind and beside it (in the path's own frame, scaled with the alti
 by a heading offset and flown at its own altitude scale, so the views overlap in part but
 differ. Every camera has its own topics, with frame_id its name::
 
-    /<cam>/image_raw, /<cam>/ground_truth/detections, /<cam>/ground_truth/mask
+    /<cam>/image_raw, /<cam>/camera_info, /<cam>/pose, /<cam>/ground_truth/detections,
+    /<cam>/ground_truth/mask, /<cam>/ground_truth/objects
 
 and every camera's messages of a tick carry the same stamp (and bag time). The bag's custom
 metadata lists the cameras, their topics and their mounts under ``cameras``
-(:func:`read_flight_cameras`). K = 1 writes exactly the single-camera bag above.
+(:func:`read_flight_cameras`). K = 1 writes exactly the single-camera bag above. The
+metadata also records the camera model (``camera_model``) and ``ground_truth_version``
+(:data:`GROUND_TRUTH_VERSION`: 2 since the camera topics, ids and world positions).
 """
 
 from dataclasses import asdict, dataclass
@@ -46,19 +67,30 @@ from pathlib import Path
 from mtl_perception.data.synthetic import (DETECTION_CLASSES, FLIGHT_PIXELS_PER_UNIT,
                                            render_view, render_world, SEGMENTATION_CLASSES)
 from mtl_perception.replay.bag_io import BagWriter
-from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE, make_detection_array
-from mtl_perception.replay.messages import make_image
+from mtl_perception.replay.messages import (CAMERA_INFO, DETECTION2D_ARRAY, DETECTION3D_ARRAY,
+                                            IMAGE, make_camera_info, make_detection3d_array,
+                                            make_detection_array, make_image,
+                                            make_pose_stamped, POSE_STAMPED)
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ['CUSTOM_DATA_KEY', 'DETECTIONS_TOPIC', 'FRAME_ID', 'CameraMount', 'FlightBag',
-           'FlightCamera', 'IMAGE_TOPIC', 'MASK_TOPIC', 'START_NS', 'camera_rig', 'camera_topics',
-           'flight_path', 'read_flight_cameras', 'write_flight_bag']
+__all__ = ['CAMERA_INFO_TOPIC', 'CUSTOM_DATA_KEY', 'DETECTIONS_TOPIC', 'FOCAL_FRACTION',
+           'FRAME_ID', 'GROUND_TRUTH_VERSION', 'CameraMount', 'FlightBag', 'FlightCamera',
+           'IMAGE_TOPIC', 'MASK_TOPIC', 'METRES_PER_UNIT', 'METRES_PER_WORLD_PIXEL',
+           'OBJECTS_TOPIC', 'POSE_TOPIC', 'START_NS', 'WORLD_FRAME', 'camera_model',
+           'camera_pose', 'camera_rig', 'camera_topics', 'flight_path', 'focal_length_px',
+           'read_flight_cameras', 'rotation_quaternion', 'world_to_map', 'write_flight_bag']
 
 IMAGE_TOPIC = '/camera/image_raw'
+CAMERA_INFO_TOPIC = '/camera/camera_info'
+POSE_TOPIC = '/camera/pose'
 DETECTIONS_TOPIC = '/ground_truth/detections'
 MASK_TOPIC = '/ground_truth/mask'
+OBJECTS_TOPIC = '/ground_truth/objects'
 FRAME_ID = 'camera'
+WORLD_FRAME = 'map'
+# 2: camera_info and pose topics, ground-truth ids and world positions (version 1 had none).
+GROUND_TRUTH_VERSION = 2
 # 2026-01-01T00:00:00Z: a fixed epoch, so the same seed gives byte-identical bags.
 START_NS = 1_767_225_600 * 1_000_000_000
 CUSTOM_DATA_KEY = 'mtl_perception.synthetic_flight'
@@ -67,6 +99,11 @@ DEFAULT_WORLD_SIZE = (4000, 3000)
 # as SyntheticAerialDataset's altitude a / WORLD_PIXELS_PER_UNIT does (here 0.4-0.65, inside
 # its default range), with the world sampled near its own resolution (sharp, not upsampled).
 WORLD_PIXELS_PER_UNIT = FLIGHT_PIXELS_PER_UNIT
+# A world unit is 0.12 m (a car, 34-40 units long, is 4.1-4.8 m), so a world pixel is 0.06 m.
+METRES_PER_UNIT = 0.12
+METRES_PER_WORLD_PIXEL = METRES_PER_UNIT / WORLD_PIXELS_PER_UNIT
+# Focal length over image width: about 64 deg of horizontal field of view.
+FOCAL_FRACTION = 0.8
 ALTITUDE_RANGE = (0.8, 1.3)
 ALTITUDE_PERIOD_S = 45.0
 # The rig's cameras other than cam0 sit on a ring this many view widths from the path point
@@ -98,22 +135,91 @@ class CameraMount:
 
 @dataclass(frozen=True)
 class FlightCamera:
-    """One camera of a flight bag: its name, frame_id and topics."""
+    """
+    One camera of a flight bag: its name, frame_id and topics.
+
+    The camera_info, pose and objects topics are '' for a bag written before them
+    (``ground_truth_version`` 1).
+    """
 
     name: str
     frame_id: str
     image_topic: str
     detections_topic: str
     mask_topic: str
+    camera_info_topic: str = ''
+    pose_topic: str = ''
+    objects_topic: str = ''
 
 
 def camera_topics(name: str) -> FlightCamera:
     """Return the topics of rig camera ``name``: ``/<name>/image_raw``, ground truth beside."""
     return FlightCamera(name, name, f'/{name}/image_raw', f'/{name}/ground_truth/detections',
-                        f'/{name}/ground_truth/mask')
+                        f'/{name}/ground_truth/mask', f'/{name}/camera_info', f'/{name}/pose',
+                        f'/{name}/ground_truth/objects')
 
 
-SINGLE_CAMERA = FlightCamera(FRAME_ID, FRAME_ID, IMAGE_TOPIC, DETECTIONS_TOPIC, MASK_TOPIC)
+SINGLE_CAMERA = FlightCamera(FRAME_ID, FRAME_ID, IMAGE_TOPIC, DETECTIONS_TOPIC, MASK_TOPIC,
+                             CAMERA_INFO_TOPIC, POSE_TOPIC, OBJECTS_TOPIC)
+
+
+def focal_length_px(width: int) -> float:
+    """Return the focal length in pixels of a flight camera ``width`` px wide."""
+    return FOCAL_FRACTION * float(width)
+
+
+def camera_model(width: int) -> dict:
+    """Return the camera model a flight bag's metadata records (``camera_model``)."""
+    return {'focal_px': focal_length_px(width), 'focal_fraction': FOCAL_FRACTION,
+            'metres_per_unit': METRES_PER_UNIT,
+            'metres_per_world_pixel': METRES_PER_WORLD_PIXEL, 'world_frame': WORLD_FRAME,
+            'ground_z': 0.0, 'optical_frame': 'z forward, x right, y down in the image'}
+
+
+def world_to_map(points) -> np.ndarray:
+    """Return world pixel points [N, 2] (x right, y down) as 'map' points [N, 3] m, z = 0."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    out = np.zeros((len(points), 3), np.float64)
+    out[:, 0] = points[:, 0] * METRES_PER_WORLD_PIXEL
+    out[:, 1] = -points[:, 1] * METRES_PER_WORLD_PIXEL
+    return out
+
+
+def camera_pose(centre, heading: float, altitude: float, width: int) -> tuple:
+    """
+    Return the optical frame's pose in 'map' of the view :func:`render_view` renders.
+
+    :param centre: the view centre (world px), as given to render_view.
+    :param heading: the view heading (rad), as given to render_view.
+    :param altitude: the view's altitude scale.
+    :param width: the image width (px).
+    :return: ``(position float64 [3] m, rotation float64 [3, 3])``: the camera sits
+        ``altitude * METRES_PER_WORLD_PIXEL * f`` m above the view centre, and the rotation's
+        columns are the optical x (image right), y (image down) and z (viewing) axes.
+    """
+    position = world_to_map(centre)[0]
+    position[2] = altitude * METRES_PER_WORLD_PIXEL * focal_length_px(width)
+    c, s = math.cos(heading), math.sin(heading)
+    rotation = np.array([[c, -s, 0.0], [-s, -c, 0.0], [0.0, 0.0, -1.0]])
+    return position, rotation
+
+
+def rotation_quaternion(rotation) -> np.ndarray:
+    """Return the unit quaternion [x, y, z, w] of a rotation matrix (w >= 0)."""
+    m = np.asarray(rotation, np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0:
+        s = 2.0 * math.sqrt(1.0 + trace)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(max(1.0 + m[i, i] - m[j, j] - m[k, k], 0.0))
+        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
+        q[i], q[j], q[k] = s / 4, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
+    q = np.asarray(q, np.float64)
+    q /= np.linalg.norm(q)
+    return -q if q[3] < 0 else q
 
 
 def camera_rig(count: int) -> tuple:
@@ -174,7 +280,9 @@ def read_flight_cameras(custom_data: dict) -> tuple:
     if not isinstance(cameras, list):
         return ()
     return tuple(FlightCamera(str(c['name']), str(c['frame_id']), str(c['image_topic']),
-                              str(c['detections_topic']), str(c['mask_topic']))
+                              str(c['detections_topic']), str(c['mask_topic']),
+                              str(c.get('camera_info_topic', '')), str(c.get('pose_topic', '')),
+                              str(c.get('objects_topic', '')))
                  for c in cameras)
 
 
@@ -262,7 +370,9 @@ def write_flight_bag(path: str | Path, frames: int = 300, rate: float = 10.0, se
                    'size': [width, height], 'world_size': [int(v) for v in world_size],
                    'speed': float(speed), 'pixels_per_unit': WORLD_PIXELS_PER_UNIT,
                    'detection_classes': list(DETECTION_CLASSES),
-                   'segmentation_classes': list(SEGMENTATION_CLASSES)}
+                   'segmentation_classes': list(SEGMENTATION_CLASSES),
+                   'ground_truth_version': GROUND_TRUTH_VERSION,
+                   'camera_model': camera_model(width)}
     views = [(mount, camera_topics(mount.name)) for mount in mounts] if rig else \
         [(mounts[0], SINGLE_CAMERA)]
     if rig:
@@ -274,20 +384,35 @@ def write_flight_bag(path: str | Path, frames: int = 300, rate: float = 10.0, se
                    custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
         for _, camera in views:
             bag.add_topic(camera.image_topic, IMAGE)
+            bag.add_topic(camera.camera_info_topic, CAMERA_INFO)
+            bag.add_topic(camera.pose_topic, POSE_STAMPED)
             bag.add_topic(camera.detections_topic, DETECTION2D_ARRAY)
             bag.add_topic(camera.mask_topic, IMAGE)
+            bag.add_topic(camera.objects_topic, DETECTION3D_ARRAY)
+        focal = focal_length_px(width)
         for i in tqdm(range(frames), desc='synthetic flight', unit='frame',
                       disable=not progress):
             stamp = stamps[i]
             for mount, camera in views:
                 centre, heading, altitude = _mount_view(
                     mount, centres[i], float(headings[i]), float(altitudes[i]), width)
-                image, boxes, labels, mask = render_view(world, centre, heading, altitude,
-                                                         out_size=(width, height))
+                image, boxes, labels, mask, _, ids = render_view(
+                    world, centre, heading, altitude, out_size=(width, height),
+                    return_instances=True)
+                position, rotation = camera_pose(centre, heading, altitude, width)
+                # The camera's info and pose go first: a consumer has them with the image.
+                bag.write(camera.camera_info_topic, stamp,
+                          make_camera_info(width, height, focal, stamp, camera.frame_id))
+                bag.write(camera.pose_topic, stamp, make_pose_stamped(
+                    position, rotation_quaternion(rotation), stamp, WORLD_FRAME))
                 bag.write(camera.image_topic, stamp, make_image(image, stamp, camera.frame_id))
                 bag.write(camera.detections_topic, stamp, make_detection_array(
                     boxes, labels, np.ones(len(labels)), stamp, camera.frame_id,
-                    class_names=DETECTION_CLASSES))
+                    class_names=DETECTION_CLASSES, ids=[int(k) for k in ids]))
                 bag.write(camera.mask_topic, stamp, make_image(mask, stamp, camera.frame_id))
+                bag.write(camera.objects_topic, stamp, make_detection3d_array(
+                    world_to_map([world.objects[k - 1]['center'] for k in ids]),
+                    [DETECTION_CLASSES[int(label)] for label in labels],
+                    [int(k) for k in ids], stamp, WORLD_FRAME))
     return FlightBag(Path(path), int(frames), float(rate), stamps, tuple(DETECTION_CLASSES),
                      tuple(SEGMENTATION_CLASSES), tuple(camera for _, camera in views))
