@@ -37,7 +37,7 @@ def _truth(objects: dict, frames: int = FRAMES) -> dict:
 
 
 def _tracked(truth: dict, ids_at) -> dict:
-    """The ground truth's boxes and classes with ``ids_at(frame, object index)`` as ids."""
+    """Return the ground truth's boxes and classes with ``ids_at(frame, object)`` as ids."""
     return {stamp: (boxes, names, [ids_at(t, k) for k in range(len(boxes))])
             for t, (stamp, (boxes, names, _)) in enumerate(sorted(truth.items()))}
 
