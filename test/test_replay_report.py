@@ -19,7 +19,8 @@ A 4-frame input bag with ground truth, a multitask run that answers every frame 
 20 / 30 ms, and a baseline run whose segmentation node misses one frame and answers 60 ms late
 with an all-'ground' mask; then the same in three rounds (``OUT/<config>/`` and
 ``OUT/rounds/<k>/<config>/``) with other capacity and memory per round; then a recording made
-by ``ros2 bag record`` (no run.json: the recorded camera topic gives the publish times).
+by ``ros2 bag record`` (no run.json: the recorded camera topic gives the publish times);
+then tracks and ground positions, scored where the bag and the node have them.
 """
 
 import json
@@ -28,8 +29,9 @@ from mtl_perception.cli.main import main as cli_main
 from mtl_perception.replay.bag_io import BagWriter
 from mtl_perception.replay.evaluation import score_directory
 from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, IMAGE_TOPIC
-from mtl_perception.replay.flight import MASK_TOPIC
-from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE, make_detection_array
+from mtl_perception.replay.flight import MASK_TOPIC, OBJECTS_TOPIC
+from mtl_perception.replay.messages import DETECTION2D_ARRAY, DETECTION3D_ARRAY, IMAGE
+from mtl_perception.replay.messages import make_detection3d_array, make_detection_array
 from mtl_perception.replay.messages import make_image
 from mtl_perception.replay.run_files import OUTPUT_BAG, round_dir, write_run_info
 import numpy as np
@@ -49,29 +51,45 @@ RATIO_KEYS = {'throughput', 'memory', 'memory_rss', 'latency_p50', 'capacity',
               'paced_throughput'}
 
 
-def _input_bag(path):
+# The ground truth's car: track id 7, standing at (1, 2) m in 'map' (ground_truth_version 2).
+TRUE_POSITION = np.array([[1.0, 2.0, 0.0]])
+
+
+def _input_bag(path, tracked=False):
     description = {'detection_classes': DETECTION_CLASSES,
                    'segmentation_classes': SEGMENTATION_CLASSES}
     with BagWriter(path, custom_data={CUSTOM_DATA_KEY: json.dumps(description)}) as bag:
         for topic, msgtype in ((IMAGE_TOPIC, IMAGE), (DETECTIONS_TOPIC, DETECTION2D_ARRAY),
                                (MASK_TOPIC, IMAGE)):
             bag.add_topic(topic, msgtype)
+        if tracked:
+            bag.add_topic(OBJECTS_TOPIC, DETECTION3D_ARRAY)
         for stamp in STAMPS:
             bag.write(IMAGE_TOPIC, stamp, make_image(np.full((6, 8, 3), 90, np.uint8), stamp,
                                                      'camera'))
-            bag.write(DETECTIONS_TOPIC, stamp, make_detection_array(BOX, ['car'], [1.0], stamp,
-                                                                    'camera'))
+            bag.write(DETECTIONS_TOPIC, stamp, make_detection_array(
+                BOX, ['car'], [1.0], stamp, 'camera', ids=['7'] if tracked else None))
             bag.write(MASK_TOPIC, stamp, make_image(MASK, stamp, 'camera'))
+            if tracked:
+                bag.write(OBJECTS_TOPIC, stamp, make_detection3d_array(
+                    TRUE_POSITION, ['car'], ['7'], stamp, 'map'))
     return path
 
 
-def _output_bag(path, namespace, delays_ms, mask, inputs=False):
-    """Write a recording; ``delays_ms``: task -> per frame delay after publish, None = lost."""
+def _output_bag(path, namespace, delays_ms, mask, inputs=False, track_ids=None, ground=None):
+    """
+    Write a recording; ``delays_ms``: task -> per frame delay after publish, None = lost.
+
+    ``track_ids``: the detection's id per frame (default ''); ``ground``: the detection's
+    position [1, 3] m, published on ``detections_3d`` beside every detection (default none).
+    """
     topics = {'detection': f'{namespace}/detections',
               'segmentation': f'{namespace}/segmentation/mask'}
     with BagWriter(path) as bag:
         bag.add_topic(topics['detection'], DETECTION2D_ARRAY)
         bag.add_topic(topics['segmentation'], IMAGE)
+        if ground is not None:
+            bag.add_topic(f'{namespace}/detections_3d', DETECTION3D_ARRAY)
         if inputs:
             bag.add_topic(IMAGE_TOPIC, IMAGE)
         messages = []
@@ -80,9 +98,13 @@ def _output_bag(path, namespace, delays_ms, mask, inputs=False):
                 messages.append((published, IMAGE_TOPIC,
                                  make_image(np.zeros((6, 8, 3), np.uint8), stamp, 'camera')))
             det, seg = delays_ms['detection'][i], delays_ms['segmentation'][i]
+            track = None if track_ids is None else [track_ids[i]]
             if det is not None:
                 messages.append((published + det * MS, topics['detection'], make_detection_array(
-                    BOX, ['car'], [0.9], stamp, 'camera')))
+                    BOX, ['car'], [0.9], stamp, 'camera', ids=track)))
+            if det is not None and ground is not None:
+                messages.append((published + det * MS + 1, f'{namespace}/detections_3d',
+                                 make_detection3d_array(ground, ['car'], track, stamp, 'map')))
             if seg is not None:
                 messages.append((published + seg * MS, topics['segmentation'],
                                  make_image(mask, stamp, 'camera')))
@@ -91,11 +113,11 @@ def _output_bag(path, namespace, delays_ms, mask, inputs=False):
     return topics
 
 
-def _run(out_dir, config, delays_ms, mask, memory_mb, capacity_fps, round_index=1):
+def _run(out_dir, config, delays_ms, mask, memory_mb, capacity_fps, round_index=1, **tracks):
     """Write a run; ``memory_mb``: (peak RSS, peak USS, peak PSS) of the configuration."""
     run_dir = round_dir(out_dir, config, round_index)
     run_dir.mkdir(parents=True)
-    topics = _output_bag(run_dir / OUTPUT_BAG, f'/{config}', delays_ms, mask)
+    topics = _output_bag(run_dir / OUTPUT_BAG, f'/{config}', delays_ms, mask, **tracks)
     rss, uss, pss = memory_mb
     series = {kind: [[PUBLISHED[0] - 10**9, 10.0, {}], [PUBLISHED[0], peak, {}]]
               for kind, peak in zip(('rss', 'uss', 'pss'), memory_mb)}
@@ -157,6 +179,11 @@ def test_report_json_has_the_issue_shape_and_the_known_values(replay_dir):
     checks = {check['name']: check['passed'] for check in on_disk['targets']}
     assert checks == {'throughput': True, 'memory': True, 'latency_tail': True,
                       'no_frame_lost': True, 'accuracy': True}
+    # A bag without track ids or world positions: no tracking or ground scores, and why.
+    for run in on_disk['runs'].values():
+        assert run['tracking']['hota'] is None and run['ground_error_m']['median'] is None
+        assert 'no ground-truth track ids' in run['tracking']['reason']
+        assert 'no ground-truth world positions' in run['ground_error_m']['reason']
 
 
 def test_report_markdown_and_plots_are_written(replay_dir):
@@ -241,3 +268,43 @@ def test_rounds_are_scored_each_and_reported_as_medians_with_spread(replay_dir):
     # Fewer rounds on disk (a gap) end the series: round 3 without round 2 is not read.
     (replay_dir / 'rounds' / '2' / 'multitask' / OUTPUT_BAG / 'metadata.yaml').unlink()
     assert score_directory(replay_dir, make_plots=False)['runs']['multitask']['fps'] == 30.0
+
+
+def test_tracks_and_ground_positions_are_scored_where_there_are_some(tmp_path):
+    _input_bag(tmp_path / 'input', tracked=True)
+    out = tmp_path / 'out'
+    # The multitask node tracks the car as '3' throughout and puts it 0.5 m off (0.3, 0.4);
+    # the baseline's detection node answers untracked and publishes no 3D detections.
+    _run(out, 'multitask', MULTITASK_DELAYS, MASK, (600.0, 400.0, 500.0), 30.0,
+         track_ids=['3'] * 4, ground=TRUE_POSITION + [0.3, 0.4, 0.0])
+    _run(out, 'baseline', BASELINE_DELAYS, np.zeros_like(MASK), (1400.0, 800.0, 1000.0), 12.0)
+    score_directory(out)
+    report = json.loads((out / 'report.json').read_text())
+    mt, base = report['runs']['multitask'], report['runs']['baseline']
+    tracking = mt['tracking']
+    assert tracking['reason'] is None and tracking['frames'] == 4
+    assert tracking['hota'] == pytest.approx(1.0) and tracking['idf1'] == pytest.approx(1.0)
+    assert tracking['mota'] == pytest.approx(1.0) and tracking['id_switches'] == 0
+    assert tracking['id_switches_per_100_frames'] == 0.0
+    assert set(tracking['per_class']) == {'car'}
+    ground = mt['ground_error_m']
+    assert ground['reason'] is None and ground['median'] == pytest.approx(0.5)
+    assert ground['p90'] == pytest.approx(0.5) and ground['matched'] == 4
+    assert ground['unmatched_predictions'] == ground['unmatched_truth'] == 0
+    assert ground['per_class']['car']['matched'] == 4
+    assert base['tracking']['hota'] is None
+    assert 'no track ids' in base['tracking']['reason']
+    assert 'no 3D detections' in base['ground_error_m']['reason']
+    # The medians over rounds keep the figures (one round here).
+    assert mt['rounds'][0]['round'] == 1
+    markdown = (out / 'report.md').read_text()
+    assert '## Tracks and ground positions' in markdown
+    assert '| multitask | HOTA 100.0 %, IDF1 100.0 %, MOTA 100.0 %, 0 ID switches in 4 ' \
+        'frames | median 0.50 m, p90 0.50 m over 4 matches; unmatched 0 predicted, 0 true |' \
+        in markdown
+    assert '| baseline | n/a: the node published no track ids' in markdown
+    assert '| HOTA (%) | 100.0 | n/a |  |  |' in markdown
+    assert '| ground error median (m) | 0.50 | n/a |  |  |' in markdown
+    for name in ('tracking', 'ground_error_cdf'):
+        assert (out / f'{name}.png').read_bytes()[:4] == b'\x89PNG', name
+        assert f'({name}.png)' in markdown

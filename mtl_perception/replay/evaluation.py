@@ -19,9 +19,10 @@ Works on runs this package recorded (``run.json`` beside the output bag, one run
 per configuration and round, see :func:`mtl_perception.replay.run_files.round_dir`) and on
 recordings made elsewhere (``ros2 bag record`` through ``launch/replay.launch.py``: one
 round), see :mod:`mtl_perception.replay.run_files` for what is measured in each case. Every
-round is scored (timing, memory, CPU and accuracy); the report gives the medians over rounds
-and the per-round ratios (:mod:`mtl_perception.replay.report`); the plots show round 1, plus
-one plot of every round's figures.
+round is scored (timing, memory, CPU, accuracy, and tracks and ground positions where the
+node publishes them and the bag has their ground truth: :func:`score_tracks`); the report
+gives the medians over rounds and the per-round ratios (:mod:`mtl_perception.replay.report`);
+the plots show round 1, plus one plot of every round's figures.
 """
 
 import logging
@@ -34,15 +35,21 @@ from mtl_perception.replay import plots
 from mtl_perception.replay.report import build_report, PLOTS, write_report
 from mtl_perception.replay.run_files import bag_class_names, config_tasks, find_rounds
 from mtl_perception.replay.run_files import load_run, OUTPUT_BAG, read_ground_truth
+from mtl_perception.replay.run_files import read_track_truth, TrackTruth
 from mtl_perception.replay.scoring import GroundTruth, score_accuracy, score_timing
+from mtl_perception.replay.tracking_scores import ground_matches, score_tracking, TRACKING_KEYS
 from mtl_perception.variants import CONFIGURATIONS
 import numpy as np
 
-__all__ = ['diagnostic_numbers', 'find_runs', 'score_directory', 'score_run']
+__all__ = ['GROUND_KEYS', 'diagnostic_numbers', 'find_runs', 'score_directory', 'score_run',
+           'score_tracks']
 
 LOGGER = logging.getLogger(__name__)
 STRIP_FRAMES = 4
 MEMORY_KEYS = ('peak_rss_mb', 'peak_uss_mb', 'peak_pss_mb')
+# The ground-position figures of a run (m and counts), as tracking_scores.score_ground gives.
+GROUND_KEYS = ('median', 'p90', 'mean', 'max', 'matched', 'unmatched_predictions',
+               'unmatched_truth', 'frames')
 
 
 def find_runs(out_dir: Path, config: str | None = None) -> dict:
@@ -152,6 +159,58 @@ def score_run(run, bag: Path | None, truth: GroundTruth | None = None) -> tuple:
     return result, timing, truth, classes
 
 
+def _unscored(keys: tuple, reason: str) -> dict:
+    return {**dict.fromkeys(keys), 'reason': reason}
+
+
+def score_tracks(run, truth: TrackTruth | None, classes: dict) -> tuple:
+    """
+    Score a run's tracks and ground positions (see :mod:`.tracking_scores`).
+
+    :param run: a :class:`mtl_perception.replay.run_files.RecordedRun`.
+    :param truth: the input bag's :class:`TrackTruth` (None without a bag).
+    :param classes: ``{'detection': [names], ...}``.
+    :return: ``({'tracking': {TRACKING_KEYS..., 'per_class', 'reason': None}, 'ground_error_m':
+        {GROUND_KEYS..., 'gate_m', 'per_class', 'reason': None}}, GroundMatches or None)``;
+        what cannot be scored has every figure None and ``reason`` saying why.
+    """
+    names = list(classes.get('detection', ()))
+    tracked = any(any(ids) for ids in run.track_ids.values())
+    if 'detection' not in run.receipts:
+        reason = 'no detection output'
+        return {'tracking': _unscored(TRACKING_KEYS, reason),
+                'ground_error_m': _unscored(GROUND_KEYS, reason)}, None
+    truth = truth or TrackTruth()
+    if not any(len(entry[2]) for entry in truth.detections.values()):
+        tracking = _unscored(TRACKING_KEYS, 'the bag has no ground-truth track ids (a synthetic '
+                             'flight from before ground_truth_version 2, or no flight)')
+    elif not tracked:
+        tracking = _unscored(TRACKING_KEYS, 'the node published no track ids (every '
+                             'Detection2D.id empty)')
+    else:
+        predictions = {stamp: (boxes, labels, run.track_ids.get(stamp, [''] * len(labels)))
+                       for stamp, (boxes, labels, _) in run.detections.items()}
+        try:
+            tracking = {**score_tracking(truth.detections, predictions, names), 'reason': None}
+        except ValueError as error:
+            tracking = _unscored(TRACKING_KEYS, f'not scored: {error}')
+    matches = None
+    if not truth.objects:
+        ground = _unscored(GROUND_KEYS, 'the bag has no ground-truth world positions '
+                           '(/ground_truth/objects)')
+    elif not run.detections_3d:
+        ground = _unscored(GROUND_KEYS, 'the node published no 3D detections (detections_3d)'
+                           if run.ground_topic is None else 'the node published no 3D '
+                           'detections for the frames played')
+    else:
+        try:
+            matches = ground_matches(truth.objects, run.detections_3d, names)
+            ground = {**matches.summary(), 'reason': None}
+        except ValueError as error:
+            ground = _unscored(GROUND_KEYS, f'not scored: {error}')
+    return {'tracking': tracking, 'ground_error_m': ground}, matches
+
+
 def _strip_stamps(runs: dict) -> list:
     common = None
     for run in runs.values():
@@ -167,16 +226,17 @@ def _strip_stamps(runs: dict) -> list:
 class _TruthCache:
     """The input bag's ground truth, read once for the frames every round plays."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader=read_ground_truth) -> None:
+        self.reader = reader
         self.bag, self.stamps, self.truth = None, set(), None
 
-    def get(self, bag: Path | None, stamps) -> GroundTruth | None:
+    def get(self, bag: Path | None, stamps) -> GroundTruth | TrackTruth | None:
         if bag is None or not Path(bag).exists():
             return None
         stamps = {int(s) for s in stamps}
         if self.truth is None or str(bag) != str(self.bag) or not stamps <= self.stamps:
             self.bag, self.stamps = bag, stamps | (self.stamps if self.bag == bag else set())
-            self.truth = read_ground_truth(bag, self.stamps)
+            self.truth = self.reader(bag, self.stamps)
         return self.truth
 
 
@@ -196,7 +256,7 @@ def score_directory(out_dir: Path, *, bag: Path | None = None,
     out_dir = Path(out_dir)
     found = find_runs(out_dir, config)
     per_round, first_runs, timings, truth, classes = {}, {}, {}, None, {}
-    truth_cache = _TruthCache()
+    truth_cache, track_cache, ground_errors = _TruthCache(), _TruthCache(read_track_truth), {}
     for name in [c for c in order if c in found] + [c for c in found if c not in order]:
         per_round[name] = []
         for index, run_dir in enumerate(found[name], start=1):
@@ -210,6 +270,8 @@ def score_directory(out_dir: Path, *, bag: Path | None = None,
             played = [s for s, _ in run.frames]
             result, timing, run_truth, run_classes = score_run(
                 run, run_bag, truth_cache.get(run_bag, played))
+            tracks, matches = score_tracks(run, track_cache.get(run_bag, played), run_classes)
+            result.update(tracks)
             result['round'] = int(run.info.get('round', index))
             result['run_dir'] = _relative(run_dir, out_dir)
             per_round[name].append(result)
@@ -217,6 +279,7 @@ def score_directory(out_dir: Path, *, bag: Path | None = None,
             if index == 1:
                 # Round 1 is drawn; later rounds only add figures (their masks are let go).
                 first_runs[name], timings[name] = run, timing
+                ground_errors[name] = None if matches is None else matches.all_errors()
     frames = max(records[0]['frames_in'] for records in per_round.values())
     first = next(iter(first_runs.values()))
     topic = image_topic or first.info.get('image_topic')
@@ -228,7 +291,7 @@ def score_directory(out_dir: Path, *, bag: Path | None = None,
     report = build_report(str(bag) if bag else '', frames, per_round, details)
     if make_plots:
         report['plots'] = _plots(out_dir, first_runs, timings, bag, topic, truth, classes,
-                                 report)
+                                 report, ground_errors)
     write_report(out_dir, report)
     return report
 
@@ -241,7 +304,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _plots(out_dir: Path, runs: dict, timings: dict, bag, topic, truth, classes,
-           report: dict) -> dict:
+           report: dict, ground_errors: dict) -> dict:
     made = {}
     made['latency_cdf'] = plots.plot_latency_cdf(timings, out_dir / PLOTS['latency_cdf'])
     made['latency_over_time'] = plots.plot_latency_over_time(
@@ -254,6 +317,12 @@ def _plots(out_dir: Path, runs: dict, timings: dict, bag, topic, truth, classes,
         made['memory'] = plots.plot_memory(memory, out_dir / PLOTS['memory'])
     if (report.get('rounds') or 0) > 1:
         made['rounds'] = plots.plot_rounds(report, out_dir / PLOTS['rounds'])
+    if any((run.get('tracking') or {}).get('hota') is not None
+           for run in report['runs'].values()):
+        made['tracking'] = plots.plot_tracking(report, out_dir / PLOTS['tracking'])
+    if any(errors is not None and errors.size for errors in ground_errors.values()):
+        made['ground_error_cdf'] = plots.plot_ground_error_cdf(
+            ground_errors, out_dir / PLOTS['ground_error_cdf'])
     stamps = _strip_stamps(runs)
     if bag and topic and stamps:
         made['overlay_strip'] = plots.overlay_strip(

@@ -33,8 +33,9 @@ from mtl_perception.replay.messages import image_to_array, stamp_to_ns
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
 import numpy as np
 
-__all__ = ['COLOURS', 'memory_series', 'plot_latency_cdf', 'plot_latency_over_time',
-           'plot_memory', 'plot_rounds', 'plot_throughput', 'overlay_strip']
+__all__ = ['COLOURS', 'memory_series', 'plot_ground_error_cdf', 'plot_latency_cdf',
+           'plot_latency_over_time', 'plot_memory', 'plot_rounds', 'plot_throughput',
+           'plot_tracking', 'overlay_strip']
 
 COLOURS = {'multitask': 'tab:blue', 'baseline': 'tab:orange'}
 
@@ -195,6 +196,57 @@ def plot_rounds(report: dict, path: Path) -> Path:
     for row in grid:
         for each in row:
             each.xaxis.get_major_locator().set_params(integer=True)
+    return _save(figure, path)
+
+
+def plot_tracking(report: dict, path: Path) -> Path:
+    """
+    Plot each configuration's tracking scores: HOTA, IDF1, MOTA (%) and ID switches.
+
+    ``report``: as :func:`mtl_perception.replay.report.build_report` returns it; a
+    configuration without scores (``tracking.reason`` set) is left out.
+    """
+    figure, grid = _figure(1, 2, (10.0, 3.8))
+    runs = {config: run['tracking'] for config, run in report['runs'].items()
+            if (run.get('tracking') or {}).get('hota') is not None}
+    keys = (('hota', 'HOTA'), ('idf1', 'IDF1'), ('mota', 'MOTA'))
+    width = 0.8 / max(len(runs), 1)
+    axes = grid[0][0]
+    for index, (config, tracking) in enumerate(runs.items()):
+        offsets = np.arange(len(keys)) + (index - (len(runs) - 1) / 2) * width
+        axes.bar(offsets, [100.0 * tracking[key] for key, _ in keys], width,
+                 color=COLOURS.get(config), label=config)
+    axes.set_xticks(np.arange(len(keys)), [label for _, label in keys])
+    axes.axhline(0.0, color='black', lw=0.8)
+    axes.set(ylabel='%', title='Tracking (higher is better)',
+             ylim=(min(0.0, axes.get_ylim()[0]), 100.0))
+    axes.grid(alpha=0.3, axis='y')
+    _legend(axes)
+    axes = grid[0][1]
+    names = list(runs)
+    axes.bar(np.arange(len(names)), [runs[c]['id_switches_per_100_frames'] for c in names],
+             0.6, color=[COLOURS.get(c) for c in names])
+    axes.set_xticks(np.arange(len(names)), names)
+    axes.set(ylabel='per 100 frames', title='ID switches (lower is better)')
+    axes.grid(alpha=0.3, axis='y')
+    return _save(figure, path)
+
+
+def plot_ground_error_cdf(errors: dict, path: Path) -> Path:
+    """Plot the CDF of the ground-position errors; ``errors``: config -> metres [K] or None."""
+    figure, grid = _figure()
+    axes = grid[0][0]
+    for config, values in errors.items():
+        values = np.sort(np.asarray(values if values is not None else [], np.float64))
+        if values.size:
+            axes.step(values, np.arange(1, values.size + 1) / values.size, where='post',
+                      label=f'{config} (median {np.median(values):.2f} m, n={values.size})',
+                      color=COLOURS.get(config))
+    axes.set(xlabel='ground position error (m)', ylabel='fraction of matched objects',
+             title='Ground position error CDF', ylim=(0, 1.02))
+    axes.set_xlim(left=0.0)
+    axes.grid(alpha=0.3)
+    _legend(axes)
     return _save(figure, path)
 
 

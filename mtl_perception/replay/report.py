@@ -31,11 +31,24 @@ baseline, ...), each round a complete run. ``report.json``::
 
 ``R`` keeps one run's keys (``frames_in``, ``frames_out``, ``dropped``, ``fps``,
 ``paced_fps``, ``capacity_fps``, ``latency_ms`` {p50, p95, max}, ``peak_rss_mb``,
-``peak_uss_mb``, ``peak_pss_mb``, ``cpu_percent``, ``map50``, ``miou``, ``processes``, ...),
-each number the median of its per-round values (text and lists: round 1's), and
+``peak_uss_mb``, ``peak_pss_mb``, ``cpu_percent``, ``map50``, ``miou``, ``processes``,
+``tracking``, ``ground_error_m``, ...), each number the median of its per-round values (text
+and lists: round 1's), and
 ``R.rounds`` lists every round's own figures (:data:`ROUND_KEYS`). Accuracy is scored in every
 round and its median reported; the rounds replay the same frames, so their accuracy differs
 only by the frames a node dropped.
+
+Tracks and ground positions (:mod:`mtl_perception.replay.tracking_scores`), where the node
+publishes track ids and ``detections_3d`` and the bag holds their ground truth::
+
+    R["tracking"] = {"hota", "deta", "assa", "idf1", "mota", "id_switches",
+                     "id_switches_per_100_frames", "frames", "gt_tracks", "predicted_tracks",
+                     "untracked_predictions", ..., "per_class": {name: {...}}, "reason": null}
+    R["ground_error_m"] = {"median", "p90", "mean", "max", "matched", "unmatched_predictions",
+                           "unmatched_truth", "frames", "gate_m", "per_class", "reason": null}
+
+Either has every figure null and ``reason`` saying why when it cannot be scored (no ground
+truth for it in the bag, or the node published no ids / no 3D detections).
 
 Every ratio is baseline / multitask except the throughput ones (multitask fps / baseline fps),
 so > 1 favours the multitask node everywhere. A ratio is formed per round, from round k's
@@ -86,6 +99,7 @@ TARGETS = {
 }
 PLOTS = {'latency_cdf': 'latency_cdf.png', 'latency_over_time': 'latency_over_time.png',
          'throughput': 'throughput.png', 'memory': 'memory.png', 'rounds': 'rounds.png',
+         'tracking': 'tracking.png', 'ground_error_cdf': 'ground_error_cdf.png',
          'overlay_strip': 'overlay_strip.png'}
 
 
@@ -215,6 +229,11 @@ def _fmt(value, spec: str = '.1f', suffix: str = '') -> str:
     return 'n/a' if value is None else f'{value:{spec}}{suffix}'
 
 
+def _figure(run: dict, group: str, key: str):
+    """Return ``run[group][key]``, None when the run has no such group (an older report)."""
+    return (run.get(group) or {}).get(key)
+
+
 def _rows(report: dict) -> list:
     """Return ``(label, multitask, baseline, ratio, ratio range over rounds)`` text rows."""
     runs, run_ratios = report['runs'], report['ratios']
@@ -249,6 +268,14 @@ def _rows(report: dict) -> list:
         ('CPU (% of a core)', lambda r: r['cpu_percent'], '.0f', 1, ''),
         ('mAP50 (%)', lambda r: r['map50'], '.1f', 100, ''),
         ('mIoU (%)', lambda r: r['miou'], '.1f', 100, ''),
+        ('HOTA (%)', lambda r: _figure(r, 'tracking', 'hota'), '.1f', 100, ''),
+        ('IDF1 (%)', lambda r: _figure(r, 'tracking', 'idf1'), '.1f', 100, ''),
+        ('MOTA (%)', lambda r: _figure(r, 'tracking', 'mota'), '.1f', 100, ''),
+        ('ID switches / 100 frames',
+         lambda r: _figure(r, 'tracking', 'id_switches_per_100_frames'), '.2f', 1, ''),
+        ('ground error median (m)', lambda r: _figure(r, 'ground_error_m', 'median'), '.2f', 1,
+         ''),
+        ('ground error p90 (m)', lambda r: _figure(r, 'ground_error_m', 'p90'), '.2f', 1, ''),
     ]
     return [(label, cell('multitask', getter, spec, scale), cell('baseline', getter, spec, scale),
              ratio(key), ratio_range(key)) for label, getter, spec, scale, key in table]
@@ -284,6 +311,58 @@ def _load_text(report: dict) -> str:
             f'{overall["min"]:.2f}-{overall["max"]:.2f}.')
 
 
+_TRACK_GROUPS = ('tracking', 'ground_error_m')
+
+
+def _tracking_lines(report: dict) -> list:
+    """Return the markdown section on tracks and ground positions (empty when no run has it)."""
+    runs = {config: run for config, run in report['runs'].items()
+            if any(group in run for group in _TRACK_GROUPS)}
+    if not runs:
+        return []
+    lines = ['', '## Tracks and ground positions', '', '| | tracking | ground positions |',
+             '|---|---|---|']
+    per_class = {}
+    for config, run in runs.items():
+        cells = []
+        for group in _TRACK_GROUPS:
+            figures = run.get(group) or {}
+            reason = figures.get('reason') or ('' if figures else 'not scored')
+            cells.append(f'n/a: {reason}' if reason else _GROUP_TEXT[group](figures))
+            for name, by_class in (figures.get('per_class') or {}).items():
+                per_class.setdefault((config, name), {})[group] = _GROUP_TEXT[group](by_class)
+        lines.append(f'| {config} | {cells[0]} | {cells[1]} |')
+    if per_class:
+        lines += ['', '| per class | class | tracking | ground positions |', '|---|---|---|---|']
+        lines += [f'| {config} | {name} | {texts.get("tracking", "")} | '
+                  f'{texts.get("ground_error_m", "")} |'
+                  for (config, name), texts in per_class.items()]
+    return lines
+
+
+def _pct(value):
+    return None if value is None else 100.0 * value
+
+
+def _tracking_text(figures: dict) -> str:
+    return (f'HOTA {_fmt(_pct(figures.get("hota")))} %, '
+            f'IDF1 {_fmt(_pct(figures.get("idf1")))} %, '
+            f'MOTA {_fmt(_pct(figures.get("mota")))} %, '
+            f'{_fmt(figures.get("id_switches"), "g")} ID switches in '
+            f'{_fmt(figures.get("frames"), "g")} frames')
+
+
+def _ground_text(figures: dict) -> str:
+    return (f'median {_fmt(figures.get("median"), ".2f")} m, '
+            f'p90 {_fmt(figures.get("p90"), ".2f")} m over '
+            f'{_fmt(figures.get("matched"), "g")} matches; unmatched '
+            f'{_fmt(figures.get("unmatched_predictions"), "g")} predicted, '
+            f'{_fmt(figures.get("unmatched_truth"), "g")} true')
+
+
+_GROUP_TEXT = {'tracking': _tracking_text, 'ground_error_m': _ground_text}
+
+
 def markdown(report: dict) -> str:
     """Return ``report.md``: the table, the target checks, what is measured, the plots."""
     rounds = report.get('rounds') or 1
@@ -311,6 +390,7 @@ def markdown(report: dict) -> str:
         lines += [f'| {r["round"]} | {_fmt(r["throughput"], ".2f", "x")} | '
                   f'{_fmt(r["memory"], ".2f", "x")} | {_fmt(r["memory_rss"], ".2f", "x")} | '
                   f'{_fmt(r["latency_p50"], ".2f", "x")} |' for r in per_round]
+    lines += _tracking_lines(report)
     lines += ['', '## Targets', '', '| target | value | result |', '|---|---|---|']
     for check in report['targets']:
         result = {True: 'pass', False: '**FAIL**', None: 'n/a'}[check['passed']]
@@ -340,7 +420,15 @@ def markdown(report: dict) -> str:
               'adds up across processes); the memory ratio uses PSS;',
               '- CPU: the mean over the playback, 100 % = one core;',
               '- mAP50 (VOC all-point, IoU 0.5) and mIoU over the frames the node answered, '
-              "against the bag's /ground_truth topics, scored in every round (median)."]
+              "against the bag's /ground_truth topics, scored in every round (median);",
+              '- tracking: HOTA (mean over IoU thresholds 0.05-0.95), IDF1 and MOTA (IoU 0.5) '
+              "and ID switches by TrackEval's metrics, per class and over classes, of the "
+              "detections' track ids (Detection2D.id) against the ground truth's object ids, "
+              'over the frames the node answered; untracked detections (empty id) are left '
+              'out;',
+              "- ground positions: each detections_3d position matched to the ground truth's "
+              'world position of its class in the same frame (one to one, within 3 m, on the '
+              'horizontal distance); median and p90 error in metres over the matches.']
     if rounds > 1:
         lines += ['', 'The plots of single runs show round 1 (the runs in `multitask/` and '
                   '`baseline/`; later rounds are in `rounds/<k>/`); `rounds.png` shows every '

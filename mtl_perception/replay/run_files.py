@@ -21,8 +21,9 @@ A replay measures its configurations in rounds (multitask, baseline, multitask, 
 its own, the layout ``launch/replay.launch.py`` records and ``--score-only`` reads, and the
 plots of a run are drawn from it. Each run directory holds:
 
-* ``output_bag/``: rosbag2 of every message the nodes published (detections, masks,
-  label_info, /diagnostics), each with its receive time as the bag timestamp. A bag that
+* ``output_bag/``: rosbag2 of every message the nodes published (detections, masks, the
+  detection node's ``detections_3d`` when it publishes them, label_info, /diagnostics), each
+  with its receive time as the bag timestamp. A bag that
   ``ros2 bag record`` wrote there (``launch/replay.launch.py``) reads the same way.
 * ``run.json``: what only the player knows (written by the runner; absent for outside
   recordings): the round, the input bag and topic, ``frames`` as ``[stamp_ns, publish_ns]``
@@ -42,15 +43,17 @@ from pathlib import Path
 
 from mtl_perception.replay.bag_io import open_bag
 from mtl_perception.replay.flight import CUSTOM_DATA_KEY, DETECTIONS_TOPIC, MASK_TOPIC
-from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, IMAGE
-from mtl_perception.replay.messages import detection_array_to_numpy, image_to_array
-from mtl_perception.replay.messages import stamp_to_ns
+from mtl_perception.replay.flight import OBJECTS_TOPIC
+from mtl_perception.replay.messages import COMPRESSED_IMAGE, DETECTION2D_ARRAY, DETECTION3D_ARRAY
+from mtl_perception.replay.messages import detection3d_array_to_numpy, detection_array_to_numpy
+from mtl_perception.replay.messages import detection_ids, IMAGE, image_to_array, stamp_to_ns
 from mtl_perception.replay.scoring import GroundTruth
 from mtl_perception.variants import CONFIGURATIONS
 
-__all__ = ['LABEL_INFO', 'OUTPUT_BAG', 'ROUNDS_DIR', 'RUN_FILE', 'RecordedRun',
-           'bag_class_names', 'config_tasks', 'find_image_topic', 'find_output_topics',
-           'find_rounds', 'load_run', 'read_ground_truth', 'read_run_info', 'round_dir',
+__all__ = ['GROUND_OUTPUT', 'LABEL_INFO', 'OUTPUT_BAG', 'ROUNDS_DIR', 'RUN_FILE', 'RecordedRun',
+           'TrackTruth', 'bag_class_names', 'config_tasks', 'find_ground_topic',
+           'find_image_topic', 'find_output_topics', 'find_rounds', 'load_run',
+           'read_ground_truth', 'read_run_info', 'read_track_truth', 'round_dir',
            'write_run_info']
 
 RUN_FILE = 'run.json'
@@ -62,6 +65,9 @@ ROUNDS_DIR = 'rounds'
 # Output topic (relative to the nodes' namespace) and message type per task.
 TASK_TOPICS = {'detection': ('detections', DETECTION2D_ARRAY),
                'segmentation': ('segmentation/mask', IMAGE)}
+# The detection nodes' ground positions: recorded beside ``detections`` but not part of a
+# frame's outputs (a node publishes them only with camera intrinsics and a pose).
+GROUND_OUTPUT = ('detections_3d', DETECTION3D_ARRAY)
 # LabelInfo ids: segmentation class k is id k, detection class c is id 256 + c.
 _DETECTION_ID_OFFSET = 256
 
@@ -134,6 +140,24 @@ def find_output_topics(topics: dict) -> dict:
     return found
 
 
+def find_ground_topic(topics: dict, detections_topic: str | None = None) -> str | None:
+    """
+    Return the detection node's ``detections_3d`` topic among ``{name: TopicInfo}``, or None.
+
+    The one beside ``detections_topic`` when given and recorded; else the only
+    Detection3DArray topic ending with ``/detections_3d`` (ground truth excluded).
+    """
+    suffix, msgtype = GROUND_OUTPUT
+    if detections_topic:
+        beside = f'{detections_topic}_3d' if detections_topic.endswith('detections') else None
+        if beside in topics and topics[beside].msgtype == msgtype:
+            return beside
+    candidates = sorted(name for name, info in topics.items()
+                        if info.msgtype == msgtype and name.endswith('/' + suffix)
+                        and '/ground_truth/' not in name)
+    return candidates[0] if len(candidates) == 1 else None
+
+
 def find_image_topic(topics: dict, exclude: tuple = ()) -> str | None:
     """
     Return the one camera image topic among ``{name: TopicInfo}``, or None if there is none.
@@ -188,7 +212,9 @@ class RecordedRun:
 
     ``frames``: ``(stamp_ns, publish_ns or None)`` in play order; ``receipts``: task ->
     {stamp: first receive ns}; ``detections``: stamp -> (boxes [M, 4] px, names, scores);
-    ``masks``: stamp -> uint8 [H, W]; ``class_names`` from the nodes' label_info;
+    ``track_ids``: stamp -> the detections' ids (str, '' untracked); ``detections_3d``:
+    stamp -> (positions [M, 3] m, names, ids) from ``ground_topic`` (None when the recording
+    has none); ``masks``: stamp -> uint8 [H, W]; ``class_names`` from the nodes' label_info;
     ``diagnostics``: node name -> its last /diagnostics values; ``publish_source``: 'player'
     (run.json), 'recorded input' (receive times of the recorded image topic) or 'unknown'.
     """
@@ -199,6 +225,9 @@ class RecordedRun:
     frames: list
     receipts: dict
     detections: dict = field(default_factory=dict)
+    track_ids: dict = field(default_factory=dict)
+    detections_3d: dict = field(default_factory=dict)
+    ground_topic: str | None = None
     masks: dict = field(default_factory=dict)
     class_names: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
@@ -232,13 +261,18 @@ def load_run(run_dir: Path, config: str, image_topic: str | None = None) -> Reco
         run = RecordedRun(config=config, run_dir=run_dir, info=info, frames=[],
                           receipts={task: {} for task in outputs})
         by_topic = {topic: task for task, topic in outputs.items()}
+        run.ground_topic = find_ground_topic(topics, outputs.get('detection'))
         label_infos, inputs = [], []
         warmups = {int(s) for s in info.get('warmup_stamps', ())}
-        wanted = [t for t in topics if t in by_topic or t == input_topic
+        wanted = [t for t in topics if t in by_topic or t in (input_topic, run.ground_topic)
                   or topics[t].msgtype in (LABEL_INFO, DIAGNOSTICS)]
         for topic, received, msg in bag.messages(wanted):
             msgtype = topics[topic].msgtype
-            if msgtype == LABEL_INFO:
+            if topic == run.ground_topic:
+                stamp = stamp_to_ns(msg.header.stamp)
+                if stamp not in warmups:
+                    run.detections_3d.setdefault(stamp, detection3d_array_to_numpy(msg))
+            elif msgtype == LABEL_INFO:
                 label_infos.append(msg)
             elif msgtype == DIAGNOSTICS:
                 for status in msg.status:
@@ -252,6 +286,7 @@ def load_run(run_dir: Path, config: str, image_topic: str | None = None) -> Reco
                 run.receipts[task][stamp] = received
                 if task == 'detection':
                     run.detections[stamp] = detection_array_to_numpy(msg)
+                    run.track_ids[stamp] = detection_ids(msg)
                 else:
                     run.masks[stamp] = image_to_array(msg)
     run.class_names = _label_info_names(label_infos)
@@ -295,4 +330,48 @@ def read_ground_truth(bag_path: Path, stamps, detections_topic: str = DETECTIONS
                 truth.detections[stamp] = (boxes, names)
             else:
                 truth.masks[stamp] = image_to_array(msg)
+    return truth
+
+
+@dataclass
+class TrackTruth:
+    """
+    A flight's ground truth for tracks and ground positions, by stamp.
+
+    ``detections``: stamp -> (boxes float32 [G, 4] px, class names, track ids (str)), only
+    when the bag's ground truth carries ids; ``objects``: stamp -> (positions float64 [G, 3] m
+    in the world frame, class names, track ids); either empty when the bag has none
+    (a flight of ``ground_truth_version`` 1, or a recording that is no synthetic flight).
+    """
+
+    detections: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
+
+
+def read_track_truth(bag_path: Path, stamps, detections_topic: str = DETECTIONS_TOPIC,
+                     objects_topic: str = OBJECTS_TOPIC) -> TrackTruth:
+    """
+    Return the bag's ground-truth track ids and world positions at ``stamps``.
+
+    The topics default to the single-camera flight's; a frame whose ground-truth detections
+    lack ids is left out of ``detections`` (an empty frame counts: it has no object).
+    """
+    wanted_stamps = {int(s) for s in stamps}
+    truth = TrackTruth()
+    with open_bag(bag_path) as bag:
+        topics = bag.topics()
+        wanted = [t for t in (detections_topic, objects_topic) if t in topics]
+        if not wanted:
+            return truth
+        for topic, _, msg in bag.messages(wanted):
+            stamp = stamp_to_ns(msg.header.stamp)
+            if stamp not in wanted_stamps:
+                continue
+            if topic == objects_topic:
+                truth.objects[stamp] = detection3d_array_to_numpy(msg)
+                continue
+            ids = detection_ids(msg)
+            if all(ids):
+                boxes, names, _ = detection_array_to_numpy(msg)
+                truth.detections[stamp] = (boxes, names, ids)
     return truth
