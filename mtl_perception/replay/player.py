@@ -20,6 +20,11 @@ exactly as recorded; they are paced by the bag timestamps divided by ``rate``. T
 just before each publish is kept: it is the start of every end-to-end latency the scorer
 reports. A frame due while the player is behind schedule goes out at once (never skipped).
 
+The camera's ``camera_info`` and ``pose`` beside the image topic, when the bag has them (a
+synthetic flight does), play along with the images from the same pass over the bag (each
+just before its image, as the bag orders them): the nodes project their detections to the
+ground with them. They are not frames: no publish time is kept for them.
+
 Several cameras play together through :func:`play_together`: one Player per camera topic,
 one pass over the bag in time order, so the frames of one tick leave back to back.
 """
@@ -29,23 +34,44 @@ import threading
 import time
 from typing import Callable, Optional
 
+from geometry_msgs.msg import PoseStamped
 from mtl_perception.replay.bag_io import open_bag
-from mtl_perception.replay.messages import COMPRESSED_IMAGE, IMAGE
+from mtl_perception.replay.messages import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POSE_STAMPED
 from mtl_perception.replay.scoring import cdr_stamp_ns
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-__all__ = ['Player', 'WARMUP_SEC', 'play_together']
+__all__ = ['Player', 'WARMUP_SEC', 'companion_topics', 'play_together']
 
 LOGGER = logging.getLogger(__name__)
 MESSAGE_CLASSES = {IMAGE: Image, COMPRESSED_IMAGE: CompressedImage}
+# Topics beside the image topic that play along with it: name -> message type.
+COMPANIONS = {'camera_info': (CAMERA_INFO, CameraInfo), 'pose': (POSE_STAMPED, PoseStamped)}
+COMPANION_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Warm-up frames carry stamps (0 s, k ns): no bag frame has them, so the scorer ignores them.
 WARMUP_SEC = 0
 # Warm-up and capacity frames cycle through the bag's first images (content changes the cost:
 # more objects, more boxes to decode and suppress).
 WARMUP_IMAGES = 32
+
+
+def companion_topics(topics: dict, image_topic: str) -> dict:
+    """
+    Return ``{topic: message class}`` of the companions of ``image_topic`` a bag holds.
+
+    :param topics: the bag's ``{name: TopicInfo}``.
+    :param image_topic: the played image topic; its companions are ``camera_info`` and
+        ``pose`` in its namespace (``/camera/image_raw`` -> ``/camera/camera_info``, ...).
+    """
+    namespace = image_topic.rpartition('/')[0]
+    found = {}
+    for name, (msgtype, msg_class) in COMPANIONS.items():
+        topic = f'{namespace}/{name}'
+        if topic in topics and topics[topic].msgtype == msgtype and topics[topic].count:
+            found[topic] = msg_class
+    return found
 
 
 class Player:
@@ -59,11 +85,14 @@ class Player:
     :param qos: the publisher's QoS (match the nodes' image subscription).
     :param rate: playback speed factor over the bag's own timing (2.0 = twice as fast).
     :param max_frames: play at most this many frames (None: all).
+    :param companions: play the bag's ``camera_info`` and ``pose`` beside ``topic`` too
+        (:func:`companion_topics`), on the same names, in :meth:`play`
+        (:func:`play_together` plays images only).
     """
 
     def __init__(self, node: Node, bag_path, topic: str, *, qos: QoSProfile,
                  publish_topic: Optional[str] = None, rate: float = 1.0,
-                 max_frames: Optional[int] = None) -> None:
+                 max_frames: Optional[int] = None, companions: bool = False) -> None:
         """Open the bag's topic and create the publisher."""
         if not rate > 0:
             raise ValueError(f'rate must be > 0, got {rate}')
@@ -79,6 +108,7 @@ class Player:
                 raise ValueError(f'topic {topic} of bag {bag_path} holds {info.msgtype}; the '
                                  f'player plays {sorted(MESSAGE_CLASSES)}')
             self.msgtype, self.available = info.msgtype, info.count
+            self.companions = companion_topics(topics, topic) if companions else {}
             self._firsts = []
             for _, _, data in bag.messages(topic, raw=True):
                 self._firsts.append(data)
@@ -91,6 +121,9 @@ class Player:
         self.publish_topic = publish_topic or topic
         self._publisher = node.create_publisher(MESSAGE_CLASSES[self.msgtype],
                                                 self.publish_topic, qos)
+        self._companion_publishers = {
+            name: node.create_publisher(msg_class, name, COMPANION_QOS)
+            for name, msg_class in self.companions.items()}
         self.published: list = []
         self._warmup_msgs: dict = {}
 
@@ -132,9 +165,21 @@ class Player:
         seen = set()
         start = first_timestamp = None
         with open_bag(self.bag_path) as bag:
-            for _, timestamp, data in bag.messages(self.topic, raw=True):
+            for topic, timestamp, data in bag.messages([self.topic, *self.companions],
+                                                       raw=True):
                 if len(self.published) >= self.frame_count or (stop and stop.is_set()):
                     break
+                if topic != self.topic:
+                    # Paced as the bag has it, like the images (it comes just before its image).
+                    if start is not None:
+                        delay = start + (timestamp - first_timestamp) / 1e9 / self.rate - \
+                            time.monotonic()
+                        if delay > 0 and stop is not None:
+                            stop.wait(delay)
+                        elif delay > 0:
+                            time.sleep(delay)
+                    self._companion_publishers[topic].publish(data)
+                    continue
                 stamp = cdr_stamp_ns(data)
                 if stamp in seen:
                     LOGGER.warning('skipping a frame of %s with the repeated stamp %d ns',

@@ -23,8 +23,10 @@ label topics and ``/diagnostics``; it starts the node processes with a
 :class:`mtl_perception.inference.measurement.ProcessMonitor`, waits for their label topics,
 waits for one more ``/diagnostics`` per node at the end of play, stops the nodes, gathers what
 the monitor measured for ``run.json`` and closes.
-A subclass makes its players and names its topics in :meth:`RunSession._setup_topics` and
-waits for its players to be matched in :meth:`RunSession._wait_matched`.
+A subclass makes its players and names its topics in :meth:`RunSession._setup_topics` (with
+``record_topics``: more topics recorded that are no part of a frame's outputs, e.g. the
+detection nodes' ``detections_3d``) and waits for its players to be matched in
+:meth:`RunSession._wait_matched`.
 """
 
 import logging
@@ -34,7 +36,7 @@ from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
 from mtl_perception.inference.measurement import load_average, MEMORY_KINDS, ProcessMonitor
-from mtl_perception.replay.messages import DETECTION2D_ARRAY, IMAGE
+from mtl_perception.replay.messages import DETECTION2D_ARRAY, DETECTION3D_ARRAY, IMAGE
 from mtl_perception.replay.node_processes import NodeProcesses
 from mtl_perception.replay.recorder import Recorder
 from mtl_perception.replay.run_control import spin, Timeout, wait_until
@@ -46,7 +48,14 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+try:
+    from vision_msgs.msg import Detection3DArray
+except ImportError:  # vision_msgs built before its 3D messages: no 3D detections to record
+    Detection3DArray = None
+
 __all__ = ['AUTO_UTILIZATION', 'CAPACITY_INTERVAL_S', 'CAPACITY_STAMPS', 'RESEND_S', 'RunSession']
+
+LOGGER = logging.getLogger(__name__)
 
 # rate='auto' plays at this fraction of the first run's saturated frame rate: the nodes then
 # have idle time on every frame, so a lost frame means a real problem.
@@ -75,6 +84,7 @@ class RunSession:
         self.monitor: ProcessMonitor | None = None
         self.warmup_stamps: list = []
         self.label_topics: list = []
+        self.record_topics: dict = {}  # topic -> message type name, recorded besides
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self._stop_spin = threading.Event()
@@ -103,9 +113,16 @@ class RunSession:
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image}
+        classes = {DETECTION2D_ARRAY: Detection2DArray, IMAGE: Image,
+                   DETECTION3D_ARRAY: Detection3DArray}
         topics = {topic: (classes[TASK_TOPICS[task][1]], reliable, TASK_TOPICS[task][1])
                   for topic, task in tasks.items()}
+        for topic, msgtype in self.record_topics.items():
+            if classes.get(msgtype) is None:
+                LOGGER.warning('not recording %s: this vision_msgs build has no %s', topic,
+                               msgtype)
+                continue
+            topics[topic] = (classes[msgtype], reliable, msgtype)
         topics.update({topic: (LabelInfo, latched, LABEL_INFO) for topic in self.label_topics})
         topics['/diagnostics'] = (DiagnosticArray, QoSProfile(depth=50), DIAGNOSTICS)
         self.recorder = Recorder(self.node, topics)

@@ -32,7 +32,9 @@ player's image publisher and shown its outputs to the recorder; send warm-up fra
 time until each comes back (the first inference of a network is slow); flood the nodes with
 the bag's images for several seconds, faster than they can answer, to measure their saturated
 frame rate (``capacity_fps``: the report's throughput; it also calibrates ``rate='auto'``);
-play the bag at its paced rate (latency, frames lost, CPU, accuracy); wait for the outputs of
+play the bag at its paced rate (latency, frames lost, CPU, accuracy; the camera's camera_info
+and pose play along when the bag has them, and the detection nodes' ``detections_3d`` are
+recorded beside their outputs, see :mod:`mtl_perception.replay.player`); wait for the outputs of
 the last frame (a node always processes the newest frame, so when the last frame is answered
 nothing else is coming);
 stop the nodes with SIGINT (kill after a grace period); write ``output_bag`` and ``run.json``
@@ -57,7 +59,7 @@ from mtl_perception.replay.player import Player
 from mtl_perception.replay.run_control import bag_rate_hz, clear_stale_rounds
 from mtl_perception.replay.run_control import prepare_run_dir, publish_topic_for
 from mtl_perception.replay.run_control import Timeout, wait_until
-from mtl_perception.replay.run_files import config_tasks, OUTPUT_BAG, round_dir
+from mtl_perception.replay.run_files import config_tasks, GROUND_OUTPUT, OUTPUT_BAG, round_dir
 from mtl_perception.replay.run_files import TASK_TOPICS, write_run_info
 from mtl_perception.replay.run_session import AUTO_UTILIZATION, CAPACITY_INTERVAL_S
 from mtl_perception.replay.run_session import CAPACITY_STAMPS, RESEND_S, RunSession
@@ -138,9 +140,14 @@ class _Run(RunSession):
         self.qos = input_qos(settings.params_file, [v.node_name for v in self.variants])
         self.player = Player(self.node, settings.bag, settings.image_topic, qos=self.qos,
                              rate=settings.rate or 1.0, max_frames=settings.max_frames,
-                             publish_topic=publish_topic_for(settings.image_topic, settings.bag))
+                             publish_topic=publish_topic_for(settings.image_topic, settings.bag),
+                             companions=True)
         self.outputs = {task: f'{self.namespace}/{TASK_TOPICS[task][0]}' for task in TASK_TOPICS}
         self.output_topics = list(self.outputs.values())
+        if 'detection' in config_tasks(self.config):
+            # Ground positions: recorded, but no part of a frame's outputs (nodes publish them
+            # only with camera intrinsics and a pose).
+            self.record_topics[f'{self.namespace}/{GROUND_OUTPUT[0]}'] = GROUND_OUTPUT[1]
         # One latched label topic per task, each with exactly one publisher.
         self.label_topics = [f'{self.namespace}/{LABEL_INFO_TOPICS[task]}'
                              for task in config_tasks(self.config)]
