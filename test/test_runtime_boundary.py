@@ -47,6 +47,7 @@ DEPLOYMENT_MODULES = (
     'mtl_perception.replay.scoring',
     'mtl_perception.replay.messages',
     'mtl_perception.replay.run_files',
+    'mtl_perception.replay.tracking_scores',
     'mtl_perception.replay.node_processes',
     'mtl_perception.replay.camera_scoring',
     'mtl_perception.replay.camera_report',
