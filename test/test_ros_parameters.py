@@ -29,7 +29,11 @@ from ros_fixtures import NodeProcess, PARAMS_FILE, Probe
 import yaml
 
 NAMESPACE = '/params_test'
-DETECTION_ONLY = {'score_threshold', 'nms_threshold', 'max_detections'}
+DETECTION_ONLY = {'score_threshold', 'nms_threshold', 'max_detections', 'tracking',
+                  'tracking_high_threshold', 'tracking_low_threshold',
+                  'tracking_new_track_threshold', 'tracking_match_iou', 'tracking_max_missed',
+                  'tracking_min_hits', 'ground_projection', 'world_frame', 'ground_height',
+                  'pose_source', 'max_pose_age', 'ground_contact'}
 SEGMENTATION_ONLY = {'segmentation_every'}
 
 

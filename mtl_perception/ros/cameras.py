@@ -16,7 +16,9 @@
 The cameras a perception node serves: their frames, topics, publishers and counters (no rclpy).
 
 A node serves one unnamed camera (topics ``image``, ``detections``, ...) or the cameras named
-by its ``cameras`` parameter (``<camera>/image``, ``<camera>/detections``, ...).
+by its ``cameras`` parameter (``<camera>/image``, ``<camera>/detections``, ...). Detection nodes
+also publish ``detections_3d`` per camera (ground positions) from ``camera_info`` and ``pose``
+beside the camera's image topic.
 """
 
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from std_msgs.msg import Header
 # Output topics per task, relative to the camera.
 OUTPUT_TOPICS = {'detection': ('detections', 'detections/overlay'),
                  'segmentation': ('segmentation/mask', 'segmentation/color')}
+GROUND_TOPIC = 'detections_3d'
 
 
 @dataclass
@@ -54,6 +57,11 @@ class Camera:
     input_topic: str
     stats: PipelineStats
     publishers: dict = field(default_factory=dict)
+    # Detection nodes: the camera's tracker (None: tracking off) and its intrinsics and poses
+    # (a CameraGeometry; None: ground_projection off), with their counters (a WorldStats).
+    tracker: Any = None
+    geometry: Any = None
+    world: Any = None
 
     @property
     def prefix(self) -> str:

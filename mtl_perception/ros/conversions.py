@@ -148,7 +148,8 @@ def mask_to_image(mask: np.ndarray, header: Header) -> Image:
 
 
 def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-                      class_names: Sequence[str], header: Header) -> Detection2DArray:
+                      class_names: Sequence[str], header: Header,
+                      ids: Optional[Sequence[str]] = None) -> Detection2DArray:
     """
     Return a Detection2DArray for boxes in input pixels.
 
@@ -157,14 +158,17 @@ def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     :param labels: int [M], 0-based indices into ``class_names``.
     :param class_names: detection class names.
     :param header: copied into the array and every Detection2D (stamp and frame of the input).
+    :param ids: [M] identities (track ids; '' for a detection not tracked yet); None: each
+        detection's index in this array.
 
     Each Detection2D has the box centre and size in pixels, one ObjectHypothesisWithPose with
-    ``class_id`` = class name and ``score``, and ``id`` = its index in this array.
+    ``class_id`` = class name and ``score``, and ``id``.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if len(scores) != len(boxes) or len(labels) != len(boxes):
-        raise ValueError(f'boxes {list(boxes.shape)}, scores [{len(scores)}] and labels '
-                         f'[{len(labels)}] must have the same length')
+    if len(scores) != len(boxes) or len(labels) != len(boxes) or \
+            (ids is not None and len(ids) != len(boxes)):
+        raise ValueError(f'boxes {list(boxes.shape)}, scores [{len(scores)}], labels '
+                         f'[{len(labels)}] and ids must have the same length')
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
     sizes = boxes[:, 2:] - boxes[:, :2]
     msg = Detection2DArray(header=header)
@@ -178,7 +182,7 @@ def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
         bbox.center.position.x = float(centres[index, 0])
         bbox.center.position.y = float(centres[index, 1])
         msg.detections.append(Detection2D(header=header, results=[hypothesis], bbox=bbox,
-                                          id=str(index)))
+                                          id=str(index) if ids is None else str(ids[index])))
     return msg
 
 

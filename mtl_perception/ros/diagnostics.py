@@ -31,6 +31,13 @@ Keys of the DiagnosticStatus values (all numbers as decimal strings):
                                      max_image_pixels (refused before decoding)
   inference_failures                 frames whose inference raised
   inference_ms, end_to_end_ms        mean recent predictor time, and receive-to-publish time
+Detection nodes add (see ``world_state.WorldStats``):
+  tracks_active, tracks_started      confirmed tracks now, identities handed out (tracking)
+  ground_frames, ground_points       frames with a detections_3d message, positions in them
+  ground_above_horizon               detections whose ray misses the ground (no position)
+  ground_unavailable                 frames without detections_3d (no intrinsics or pose)
+  ground_status                      'ok', or why there are no positions (the status is WARN
+                                     then, once frames arrive, with ground_projection on)
 """
 
 from typing import Optional
@@ -38,10 +45,13 @@ from typing import Optional
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from mtl_perception.ros.pipeline import StatsSnapshot
+from mtl_perception.ros.world_state import WorldSnapshot
 
 
 def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state: str,
-                 previous: Optional[StatsSnapshot] = None) -> DiagnosticStatus:
+                 previous: Optional[StatsSnapshot] = None,
+                 world: Optional[WorldSnapshot] = None, ground: bool = False
+                 ) -> DiagnosticStatus:
     """
     Return a DiagnosticStatus for the node.
 
@@ -51,6 +61,8 @@ def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state:
     :param state: lifecycle state label ('active', 'inactive', ...).
     :param previous: the snapshot of the last report; rejected inputs or failures since then
         raise the level to WARN.
+    :param world: track and ground counters (detection nodes), or None.
+    :param ground: ground positions are on: a frame without them raises the level to WARN.
     """
     level, problems = DiagnosticStatus.OK, []
     if previous is not None:
@@ -58,6 +70,8 @@ def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state:
             problems.append(f'{snapshot.rejected - previous.rejected} inputs rejected')
         if snapshot.failed > previous.failed:
             problems.append(f'{snapshot.failed - previous.failed} inference failures')
+    if world is not None and ground and snapshot.processed and world.ground_status != 'ok':
+        problems.append(f'no ground positions: {world.ground_status}')
     if problems:
         level = DiagnosticStatus.WARN
     message = (f'{state}: {snapshot.input_rate_hz:.1f} Hz in, '
@@ -79,5 +93,15 @@ def stats_status(snapshot: StatsSnapshot, *, name: str, hardware_id: str, state:
         'inference_ms': f'{snapshot.inference_ms:.1f}',
         'end_to_end_ms': f'{snapshot.end_to_end_ms:.1f}',
     }
+    if world is not None:
+        values.update({
+            'tracks_active': str(world.tracks_active),
+            'tracks_started': str(world.tracks_started),
+            'ground_frames': str(world.ground_frames),
+            'ground_points': str(world.ground_points),
+            'ground_above_horizon': str(world.above_horizon),
+            'ground_unavailable': str(world.ground_unavailable),
+            'ground_status': world.ground_status if ground else 'off',
+        })
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])

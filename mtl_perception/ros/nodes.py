@@ -37,6 +37,17 @@ Nth frame of each camera (its 1st, N+1th, ...) and detection on every frame; the
 skips the segmentation head on the others. segmentation_node, whose only task it is, skips
 those frames altogether (counted as frames_skipped).
 
+Tracks and ground positions (detection nodes): with ``tracking`` each camera has a
+ByteTrack-style tracker (``mtl_perception.tracking``) and every published Detection2D carries
+its track identity in ``id`` ('' until the track is confirmed); the network then keeps
+detections down to ``tracking_low_threshold`` for the tracker's second stage, and only those
+scoring ``score_threshold`` or more are published. With ``ground_projection`` the node also
+publishes ``detections_3d`` (vision_msgs/Detection3DArray, stamped like the image, in
+``world_frame``): where each published detection touches the ground plane, from the camera's
+``camera_info`` and ``pose`` (geometry_msgs/PoseStamped of its optical frame) beside the image
+topic, or TF. Without intrinsics or a pose nothing is published and /diagnostics says why; a
+detection whose ray does not meet the ground (at or above the horizon) gets no position.
+
 Input images larger than ``max_image_pixels`` are rejected from their size fields (raw) or
 header (compressed) before any pixel is decoded.
 
@@ -49,22 +60,29 @@ import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from mtl_perception.geometry import contact_pixels, Pose, project_to_ground
 from mtl_perception.inference.predictor import Predictor
 from mtl_perception.ros import conversions
-from mtl_perception.ros.cameras import Camera, Frame, input_topic
+from mtl_perception.ros.cameras import Camera, Frame, GROUND_TOPIC, input_topic
 from mtl_perception.ros.diagnostics import stats_status
-from mtl_perception.ros.parameters import NodeSettings, parameters_for, validate_settings
+from mtl_perception.ros.parameters import (NodeSettings, parameters_for, tracker_settings,
+                                           validate_settings)
 from mtl_perception.ros.pipeline import LogThrottle, PipelineStats
 from mtl_perception.ros.predictors import close_predictors, demo_checkpoint, load_predictors
 from mtl_perception.ros.scheduling import CameraQueue, PublishOrder, Taken
 from mtl_perception.ros.visualization import colorize_mask, draw_detections
+from mtl_perception.ros.world_state import (CameraGeometry, combine, GroundUnavailable,
+                                            sibling_topic, stamp_ns, WorldStats)
+from mtl_perception.tracking import ByteTracker
 from mtl_perception.variants import NodeVariant
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray, LabelInfo
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
@@ -73,7 +91,10 @@ OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 OUTPUT_TYPES = {'detections': Detection2DArray, 'detections/overlay': Image,
-                'segmentation/mask': Image, 'segmentation/color': Image}
+                'segmentation/mask': Image, 'segmentation/color': Image,
+                GROUND_TOPIC: Detection3DArray}
+# Camera intrinsics and poses: best effort reaches both reliable and best-effort publishers.
+GEOMETRY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 class PerceptionNode(LifecycleNode):
@@ -106,6 +127,7 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics_publisher = None
         self._diagnostics_timer = None
         self._last_reports: dict = {}
+        self._tf = None  # (tf2_ros.Buffer, TransformListener) where TF gives poses
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
@@ -138,14 +160,32 @@ class PerceptionNode(LifecycleNode):
         input_qos = QoSProfile(depth=settings.qos_depth, reliability=reliability,
                                history=HistoryPolicy.KEEP_LAST)
         names = settings.cameras or ('',)
+        detection = 'detection' in self.tasks
+        tf_lookup = None
+        if detection and settings.ground_projection and settings.pose_source != 'topic':
+            try:
+                tf_lookup = self._start_tf(settings)
+            except ImportError:
+                if settings.pose_source == 'tf':
+                    self.get_logger().error('configure failed: pose_source tf needs tf2_ros, '
+                                            'which is not installed; use pose_source topic')
+                    return FAILURE
         self._cameras = []
         for index, name in enumerate(names):
             topic = input_topic(name, index, settings.camera_topics)
             camera = Camera(name, topic, PipelineStats(parent=self.stats))
+            outputs = camera.output_topics(self.tasks)
+            if detection:
+                camera.world = WorldStats()
+                if settings.tracking:
+                    camera.tracker = ByteTracker(tracker_settings(settings))
+                if settings.ground_projection:
+                    outputs.append((GROUND_TOPIC, camera.prefix + GROUND_TOPIC))
+                    self._add_geometry(camera, index, tf_lookup)
             camera.publishers = {
                 key: self.create_lifecycle_publisher(
                     OUTPUT_TYPES[key], topic_name, OUTPUT_QOS)
-                for key, topic_name in camera.output_topics(self.tasks)}
+                for key, topic_name in outputs}
             self._cameras.append(camera)
             self._subscriptions_made.append(self.create_subscription(
                 Image, topic, partial(self._on_image, index), input_qos))
@@ -167,14 +207,56 @@ class PerceptionNode(LifecycleNode):
             f'backend {settings.backend} on {settings.device}, input QoS '
             f'{settings.qos_reliability} depth {settings.qos_depth}; camera(s) {cameras}'
             + (f'; max batch {settings.max_batch}' if len(self._cameras) > 1 else '')
-            + (f'; mask every {every} frames' if every > 1 else ''))
+            + (f'; mask every {every} frames' if every > 1 else '')
+            + ('; tracking' if detection and settings.tracking else '')
+            + (f'; ground positions in {settings.world_frame} from '
+               f'{self._pose_description(settings, tf_lookup)}'
+               if detection and settings.ground_projection else ''))
         return super().on_configure(state)
+
+    def _start_tf(self, settings: NodeSettings):
+        """Listen to TF; return ``(frame_id, stamp_ns) -> Pose`` (ImportError without tf2)."""
+        import tf2_ros
+        buffer = tf2_ros.Buffer()
+        self._tf = (buffer, tf2_ros.TransformListener(buffer, self))
+        world = settings.world_frame
+
+        def lookup(frame_id: str, stamp: int) -> Pose:
+            return Pose.from_transform(buffer.lookup_transform(
+                world, frame_id, Time(nanoseconds=stamp)))
+        return lookup
+
+    def _pose_description(self, settings: NodeSettings, tf_lookup) -> str:
+        sources = []
+        if settings.pose_source != 'tf':
+            sources.append('pose topics')
+        if tf_lookup is not None:
+            sources.append('TF')
+        return ' or '.join(sources)
+
+    def _add_geometry(self, camera: Camera, index: int, tf_lookup) -> None:
+        """Subscribe the camera's camera_info (and pose) beside its image topic."""
+        settings = self.settings
+        info_topic = sibling_topic(camera.input_topic, 'camera_info')
+        pose_topic = sibling_topic(camera.input_topic, 'pose')
+        camera.geometry = CameraGeometry(
+            self.resolve_topic_name(info_topic),
+            self.resolve_topic_name(pose_topic) if settings.pose_source != 'tf' else 'TF',
+            settings.max_pose_age, tf_lookup)
+        self._subscriptions_made.append(self.create_subscription(
+            CameraInfo, info_topic, camera.geometry.set_camera_info, GEOMETRY_QOS))
+        if settings.pose_source != 'tf':
+            self._subscriptions_made.append(self.create_subscription(
+                PoseStamped, pose_topic, camera.geometry.add_pose, GEOMETRY_QOS))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and start the inference worker; FAILURE if the model cannot load."""
         settings = self.settings
+        threshold = settings.score_threshold
+        if 'detection' in self.tasks and settings.tracking:
+            threshold = min(threshold, settings.tracking_low_threshold)
         try:
-            predictors = load_predictors(settings)
+            predictors = load_predictors(settings, threshold)
         except Exception as error:  # noqa: B902 (any load failure must fail the transition)
             self.get_logger().error(
                 f'activate failed: cannot load checkpoint {settings.checkpoint} with backend '
@@ -277,6 +359,9 @@ class PerceptionNode(LifecycleNode):
             self.destroy_publisher(self._diagnostics_publisher)
         self._label_publishers, self._subscriptions_made, self._cameras = {}, [], []
         self._diagnostics_timer = self._diagnostics_publisher = None
+        if self._tf is not None:
+            self._tf[1].unregister()
+            self._tf = None
 
     # Frames ----------------------------------------------------------------------------------
 
@@ -384,14 +469,23 @@ class PerceptionNode(LifecycleNode):
         camera = self._cameras[frame.camera]
         header, publishers = frame.header, camera.publishers
         if 'detection' in self.tasks:
+            boxes, scores, labels = prediction.boxes, prediction.scores, prediction.labels
+            ids = None
+            if camera.tracker is not None:
+                ids = self._track(camera, header, boxes, scores, labels)
+            # The tracker saw detections down to its low threshold; publish the reported ones.
+            keep = scores >= self.settings.score_threshold
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            ids = None if ids is None else [str(i) if i > 0 else '' for i in ids[keep]]
+            names = predictor.class_names['detection']
             publishers['detections'].publish(conversions.detections_to_msg(
-                prediction.boxes, prediction.scores, prediction.labels,
-                predictor.class_names['detection'], header))
+                boxes, scores, labels, names, header, ids))
+            if GROUND_TOPIC in publishers:
+                self._publish_ground(camera, header, boxes, scores, labels, ids, names)
             overlay = publishers['detections/overlay']
             if force or overlay.get_subscription_count() > 0:
                 overlay.publish(conversions.rgb_to_image(draw_detections(
-                    pixels, prediction.boxes, prediction.scores, prediction.labels,
-                    predictor.class_names['detection']), header))
+                    pixels, boxes, scores, labels, names), header))
         mask = prediction.mask if 'segmentation' in self.tasks else None
         if mask is not None:
             publishers['segmentation/mask'].publish(conversions.mask_to_image(mask, header))
@@ -402,19 +496,60 @@ class PerceptionNode(LifecycleNode):
                                      (time.monotonic() - frame.received) * 1000.0,
                                      mask=mask is not None, batched=batched)
 
+    def _track(self, camera: Camera, header: Header, boxes: np.ndarray, scores: np.ndarray,
+               labels: np.ndarray) -> np.ndarray:
+        """Return the track id of each detection (0: none yet), in the frame's time."""
+        stamp = stamp_ns(header.stamp) / 1e9
+        tracker = camera.tracker
+        if tracker.stamp is not None and stamp < tracker.stamp:
+            # A replayed bag started over (or the clock jumped back): start the tracks anew.
+            self.get_logger().info(
+                f'camera {camera.name or "image"}: stamps went back by '
+                f'{tracker.stamp - stamp:.3f} s; tracks reset')
+            tracker.reset()
+        ids = tracker.update(boxes, scores, labels, stamp)
+        confirmed = [track.id for track in tracker.tracks if track.confirmed]
+        camera.world.tracked(len(confirmed), max(confirmed, default=0))
+        return ids
+
+    def _publish_ground(self, camera: Camera, header: Header, boxes: np.ndarray,
+                        scores: np.ndarray, labels: np.ndarray, ids, names) -> None:
+        """Publish where the detections touch the ground, or count why it cannot."""
+        settings = self.settings
+        try:
+            intrinsics, pose = camera.geometry.lookup(stamp_ns(header.stamp), header.frame_id)
+        except GroundUnavailable as error:
+            camera.world.unavailable(str(error))
+            return
+        # Boxes span pixel edges (pixel i covers [i, i + 1]); CameraInfo puts pixel i's centre
+        # at i.
+        pixels = contact_pixels(boxes - 0.5, intrinsics, pose, settings.ground_contact)
+        points = project_to_ground(pixels, intrinsics, pose, settings.ground_height)
+        finite = np.isfinite(points).all(axis=1)
+        out = Header(stamp=header.stamp, frame_id=settings.world_frame)
+        camera.publishers[GROUND_TOPIC].publish(conversions.detections3d_to_msg(
+            out, points, ids if ids is not None else [''] * len(boxes),
+            [names[label] for label in labels.tolist()], scores))
+        camera.world.projected(int(finite.sum()), int((~finite).sum()))
+
     def _publish_diagnostics(self) -> None:
         state = 'active' if self._active else 'inactive'
         name = self.get_fully_qualified_name()
-        sources = [(name, self.stats)]
+        worlds = [camera.world.snapshot() for camera in self._cameras
+                  if camera.world is not None]
+        sources = [(name, self.stats, combine(worlds) if worlds else None)]
         if self.settings.cameras:
-            sources += [(f'{name}/{camera.name}', camera.stats) for camera in self._cameras]
+            sources += [(f'{name}/{camera.name}', camera.stats,
+                         camera.world.snapshot() if camera.world is not None else None)
+                        for camera in self._cameras]
         statuses = []
-        for status_name, stats in sources:
+        for status_name, stats, world in sources:
             snapshot = stats.snapshot()
             statuses.append(stats_status(
                 snapshot, name=status_name,
                 hardware_id=self.settings.device if self.settings else '', state=state,
-                previous=self._last_reports.get(status_name)))
+                previous=self._last_reports.get(status_name), world=world,
+                ground=bool(self.settings and self.settings.ground_projection)))
             self._last_reports[status_name] = snapshot
         message = DiagnosticArray(status=statuses)
         message.header.stamp = self.get_clock().now().to_msg()

@@ -24,6 +24,7 @@ only default that differs between the nodes.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 import re
 from typing import Any, Mapping, Optional, Sequence
@@ -38,6 +39,8 @@ _DEVICE_PATTERN = re.compile(r'^(cpu|cuda|cuda:\d+)$')
 _CAMERA_PATTERN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
 _TOPIC_PATTERN = re.compile(r'^(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
 MAX_CAMERAS = 16
+POSE_SOURCES = ('auto', 'topic', 'tf')
+CONTACT_MODES = ('auto', 'center', 'bottom')
 # Upper end of max_image_pixels: sensor_msgs/Image holds width and height as uint32, but
 # beyond 2^32 pixels (12 GiB of rgb8) no camera frame is meant.
 MAX_IMAGE_PIXELS_LIMIT = 1 << 32
@@ -118,6 +121,47 @@ PARAMETERS = (
                   minimum=0.0, maximum=1.0, tasks=('detection',)),
     ParameterSpec('max_detections', 100, 'Most detections reported per image.',
                   minimum=1, maximum=10000, tasks=('detection',)),
+    ParameterSpec('tracking', True, 'Give each detection a persistent identity per camera in '
+                  'Detection2D.id (ByteTrack-style two-stage association with a '
+                  'constant-velocity Kalman filter; empty until a track is confirmed).',
+                  tasks=('detection',)),
+    ParameterSpec('tracking_high_threshold', 0.5, 'Detections scoring at least this are '
+                  'associated first; those between tracking_low_threshold and this only '
+                  'extend tracks (the network keeps detections down to the low threshold for '
+                  'it; only those scoring score_threshold or more are published).',
+                  minimum=0.0, maximum=1.0, tasks=('detection',)),
+    ParameterSpec('tracking_low_threshold', 0.1, 'Lowest score that may extend a track.',
+                  minimum=0.0, maximum=1.0, tasks=('detection',)),
+    ParameterSpec('tracking_new_track_threshold', 0.6, 'Lowest score that starts a track.',
+                  minimum=0.0, maximum=1.0, tasks=('detection',)),
+    ParameterSpec('tracking_match_iou', 0.2, 'Lowest IoU between the predicted box of a track '
+                  'and a detection for them to match.', minimum=0.01, maximum=1.0,
+                  tasks=('detection',)),
+    ParameterSpec('tracking_max_missed', 1.0, 'Seconds a track lives without a matching '
+                  'detection (it keeps its identity through shorter occlusions).',
+                  minimum=0.0, maximum=3600.0, tasks=('detection',)),
+    ParameterSpec('tracking_min_hits', 2, 'Frames a new track must be matched in before its '
+                  'identity is published.', minimum=1, maximum=100, tasks=('detection',)),
+    ParameterSpec('ground_projection', True, 'Publish <camera>/detections_3d '
+                  '(vision_msgs/Detection3DArray): where each published detection touches a '
+                  'flat ground, in world_frame, from the CameraInfo of the camera (camera_info '
+                  'beside the image topic) and pose (pose beside it, or TF); nothing while '
+                  'either is missing (diagnostics say which).', tasks=('detection',)),
+    ParameterSpec('world_frame', 'map', 'Frame of the ground positions (z up) and of the '
+                  'pose messages.', tasks=('detection',)),
+    ParameterSpec('ground_height', 0.0, 'Height of the ground plane in world_frame (m).',
+                  minimum=-100000.0, maximum=100000.0, tasks=('detection',)),
+    ParameterSpec('pose_source', 'auto', "Camera pose: 'topic' (geometry_msgs/PoseStamped of "
+                  "the camera's optical frame in world_frame, on pose beside the image topic), "
+                  "'tf' (world_frame <- the image's frame_id) or 'auto' (the topic once it "
+                  'publishes, else TF where tf2_ros is installed).', choices=POSE_SOURCES,
+                  tasks=('detection',)),
+    ParameterSpec('max_pose_age', 0.2, 'Largest gap (s) between a frame and the pose used '
+                  'for it.', minimum=0.0, maximum=60.0, tasks=('detection',)),
+    ParameterSpec('ground_contact', 'auto', 'Image point where an object touches the ground: '
+                  "'center' of the box (a camera looking straight down), 'bottom' (an oblique "
+                  "one) or 'auto' (between them by the camera's tilt).",
+                  choices=CONTACT_MODES, tasks=('detection',)),
     ParameterSpec('qos_reliability', 'best_effort', 'Reliability of the image subscriptions '
                   '(REP-2003: sensor data is subscribed best effort).', choices=RELIABILITIES),
     ParameterSpec('qos_depth', 1, 'History depth of the image subscriptions; 1 keeps only the '
@@ -164,6 +208,19 @@ class NodeSettings:
     score_threshold: float
     nms_threshold: float
     max_detections: int
+    tracking: bool
+    tracking_high_threshold: float
+    tracking_low_threshold: float
+    tracking_new_track_threshold: float
+    tracking_match_iou: float
+    tracking_max_missed: float
+    tracking_min_hits: int
+    ground_projection: bool
+    world_frame: str
+    ground_height: float
+    pose_source: str
+    max_pose_age: float
+    ground_contact: str
     qos_reliability: str
     qos_depth: int
     use_compressed: bool
@@ -213,10 +270,31 @@ def validate_settings(values: Mapping[str, Any], default_checkpoint: Optional[Pa
                              'location (share directory not found)')
         checkpoint = default_checkpoint
     settings = {spec.name: values[spec.name] for spec in PARAMETERS}
+    if 'detection' in tasks and values['tracking']:
+        tracker_settings(values)  # raises naming the parameter
+    if 'detection' in tasks and values['ground_projection'] and not values['world_frame']:
+        raise ValueError('parameter world_frame is empty: name the frame of the ground positions')
     settings['checkpoint'] = Path(checkpoint).expanduser()
     settings['cameras'], settings['camera_topics'] = _cameras(values['cameras'],
                                                               values['camera_topics'])
     return NodeSettings(**settings)
+
+
+def tracker_settings(values: Any):
+    """Return the TrackerSettings of parameter values (a mapping or NodeSettings)."""
+    from mtl_perception.tracking import TrackerSettings
+    get = values.get if isinstance(values, Mapping) else partial(getattr, values)
+    fields = {'high_threshold': 'tracking_high_threshold',
+              'low_threshold': 'tracking_low_threshold',
+              'new_track_threshold': 'tracking_new_track_threshold',
+              'match_iou': 'tracking_match_iou', 'max_missed_s': 'tracking_max_missed',
+              'min_hits': 'tracking_min_hits'}
+    try:
+        return TrackerSettings(**{field: get(name) for field, name in fields.items()})
+    except ValueError as error:
+        pattern = r'\b(?:TrackerSettings\.)?(' + '|'.join(fields) + r')\b'
+        raise ValueError(re.sub(pattern, lambda m: f'parameter {fields[m.group(1)]}',
+                                str(error))) from None
 
 
 def parse_names(name: str, value: Any) -> tuple:

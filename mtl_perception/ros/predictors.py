@@ -42,12 +42,15 @@ def demo_checkpoint(name: str) -> Path | None:
         return None
 
 
-def load_predictors(settings: NodeSettings) -> list:
+def load_predictors(settings: NodeSettings, score_threshold: float | None = None) -> list:
     """
     Return one Predictor per inference worker (closing those loaded if one fails).
 
     On ``SHARED_MODEL_BACKENDS`` every entry is the same Predictor, loaded once.
+    ``score_threshold`` replaces the settings' (the tracker wants lower-scoring detections).
     """
+    if score_threshold is None:
+        score_threshold = settings.score_threshold
     options = {}
     if settings.inference_threads and settings.backend == 'onnxruntime':
         options['threads'] = settings.inference_threads
@@ -61,7 +64,7 @@ def load_predictors(settings: NodeSettings) -> list:
         for _ in range(copies):
             predictors.append(Predictor.from_checkpoint(
                 settings.checkpoint, backend=settings.backend, device=settings.device,
-                half=settings.half, score_threshold=settings.score_threshold,
+                half=settings.half, score_threshold=score_threshold,
                 nms_threshold=settings.nms_threshold, max_detections=settings.max_detections,
                 **options))
     except BaseException:
