@@ -22,7 +22,8 @@ For a real ROS 2 install, as the same evaluation `mtl-perception replay` runs wi
     mtl-perception replay --score-only runs/launch --bag flight/
 
 The nodes run under /multitask (or /baseline); `ros2 bag record` writes their detections,
-masks, per-task label_info and /diagnostics plus the camera topic to
+ground positions (detections_3d), masks, per-task label_info and /diagnostics plus the camera
+topic to
 <out_dir>/multitask/output_bag (or .../baseline/output_bag); `ros2 bag play` starts play_delay
 seconds after launch (time for the models to load: frames played before a node is active count
 as dropped) and the launch shuts down a few seconds after the bag ends, with exit code 0. If
@@ -30,7 +31,11 @@ the player fails, or the recorder or a node ends before that, the launch stops a
 exits 1, so a script can trust a zero exit. The scorer takes the recorded camera messages'
 receive times as the publish times, so latency there leaves out the camera topic's own
 transport.
-Arguments: params_file, bag, image_topic, baseline, rate, out_dir, play_delay, log_level.
+The player also plays the camera's intrinsics and pose (camera_info_topic, pose_topic: the
+synthetic flights' /camera/camera_info and /camera/pose; topics the bag lacks are skipped) for
+the nodes' ground positions.
+Arguments: params_file, bag, image_topic, camera_info_topic, pose_topic, baseline, rate,
+out_dir, play_delay, log_level.
 """
 
 from launch import LaunchDescription
@@ -43,7 +48,7 @@ from mtl_perception.ros.launch_helpers import perception_nodes, required
 
 # Seconds between the end of the bag and shutdown, for the outputs of the last frames.
 DRAIN_SECONDS = 5.0
-OUTPUTS = ('detections', 'segmentation/mask', 'detections/label_info',
+OUTPUTS = ('detections', 'detections_3d', 'segmentation/mask', 'detections/label_info',
            'segmentation/label_info')
 
 
@@ -61,6 +66,8 @@ def generate_launch_description():
     params_file = LaunchConfiguration('params_file')
     bag = LaunchConfiguration('bag')
     image_topic = LaunchConfiguration('image_topic')
+    camera_info_topic = LaunchConfiguration('camera_info_topic')
+    pose_topic = LaunchConfiguration('pose_topic')
     baseline = LaunchConfiguration('baseline')
     rate = LaunchConfiguration('rate')
     out_dir = LaunchConfiguration('out_dir')
@@ -76,6 +83,12 @@ def generate_launch_description():
         DeclareLaunchArgument('bag', description='The input bag (rosbag2 directory).'),
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='Camera topic in the bag (absolute).'),
+        DeclareLaunchArgument('camera_info_topic', default_value='/camera/camera_info',
+                              description='Camera intrinsics in the bag (absolute); the nodes '
+                                          'read them beside the image topic.'),
+        DeclareLaunchArgument('pose_topic', default_value='/camera/pose',
+                              description='Camera optical-frame pose in the bag (absolute); '
+                                          'the nodes read it beside the image topic.'),
         DeclareLaunchArgument('baseline', default_value='false',
                               description='Run the single-task baseline pair instead of the '
                                           'multitask node.'),
@@ -101,7 +114,8 @@ def generate_launch_description():
     recorders = [_record('/multitask', out_dir, image_topic, multitask),
                  _record('/baseline', out_dir, image_topic, pair)]
     play = ExecuteProcess(
-        cmd=['ros2', 'bag', 'play', bag, '--rate', rate, '--topics', image_topic],
+        cmd=['ros2', 'bag', 'play', bag, '--rate', rate, '--topics', image_topic,
+             camera_info_topic, pose_topic],
         output='screen')
     # The bag's end shuts the launch down (exit 0) after the drain; a failed player, or a
     # recorder or node that ends first, fails it (exit 1).

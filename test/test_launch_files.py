@@ -33,7 +33,7 @@ from pathlib import Path
 import sys
 import types
 
-from mtl_perception.replay.run_files import OUTPUT_BAG, TASK_TOPICS
+from mtl_perception.replay.run_files import GROUND_OUTPUT, OUTPUT_BAG, TASK_TOPICS
 from mtl_perception.ros.conversions import LABEL_INFO_TOPICS
 from mtl_perception.ros.parameters import PARAMETERS
 from mtl_perception.variants import CONFIGURATIONS
@@ -48,8 +48,8 @@ LAUNCH_ARGUMENTS = {
                       'baseline', 'cameras', 'camera_topics'},
     'baseline.launch.py': {'params_file', 'namespace', 'image_topic', 'use_sim_time',
                            'log_level', 'cameras', 'camera_topics'},
-    'replay.launch.py': {'params_file', 'bag', 'image_topic', 'baseline', 'rate', 'out_dir',
-                         'play_delay', 'log_level'},
+    'replay.launch.py': {'params_file', 'bag', 'image_topic', 'camera_info_topic', 'pose_topic',
+                         'baseline', 'rate', 'out_dir', 'play_delay', 'log_level'},
 }
 HELPERS = 'mtl_perception.ros.launch_helpers'
 STUBBED_MODULES = ('launch', 'launch.actions', 'launch.conditions', 'launch.event_handlers',
@@ -272,14 +272,16 @@ def test_replay_launch_runs_one_configuration_and_records_what_the_scorer_reads(
         assert command[:4] == ['ros2', 'bag', 'record', '-o']
         assert command[4] == [_config('out_dir'), namespace, f'/{OUTPUT_BAG}']
         topics = [topic for topic in command[5:] if isinstance(topic, str)]
-        wanted = [topic for topic, _ in TASK_TOPICS.values()] + list(LABEL_INFO_TOPICS.values())
+        wanted = [topic for topic, _ in TASK_TOPICS.values()] + \
+            list(LABEL_INFO_TOPICS.values()) + [GROUND_OUTPUT[0]]
         assert {f'{namespace}/{topic}' for topic in wanted} | {'/diagnostics'} == set(topics)
         assert _config('image_topic') in command
     (timer,) = [e for e in entities if _kind(e) == 'TimerAction']
     assert timer.kwargs['period'] == _config('play_delay')
     (play,) = timer.kwargs['actions']
     assert play.kwargs['cmd'] == ['ros2', 'bag', 'play', _config('bag'), '--rate',
-                                  _config('rate'), '--topics', _config('image_topic')]
+                                  _config('rate'), '--topics', _config('image_topic'),
+                                  _config('camera_info_topic'), _config('pose_topic')]
     handlers = [e.args[0] for e in entities if _kind(e) == 'RegisterEventHandler']
     watched = [handler.kwargs['target_action'] for handler in handlers]
     assert all(_kind(handler) == 'OnProcessExit' for handler in handlers)

@@ -237,12 +237,13 @@ class PerceptionNode(LifecycleNode):
     def _add_geometry(self, camera: Camera, index: int, tf_lookup) -> None:
         """Subscribe the camera's camera_info (and pose) beside its image topic."""
         settings = self.settings
-        info_topic = sibling_topic(camera.input_topic, 'camera_info')
-        pose_topic = sibling_topic(camera.input_topic, 'pose')
-        camera.geometry = CameraGeometry(
-            self.resolve_topic_name(info_topic),
-            self.resolve_topic_name(pose_topic) if settings.pose_source != 'tf' else 'TF',
-            settings.max_pose_age, tf_lookup)
+        # Beside the image topic as remapped (image_transport's pairing): remapping a camera's
+        # image also moves its camera_info and pose.
+        image = self.resolve_topic_name(camera.input_topic)
+        info_topic, pose_topic = sibling_topic(image, 'camera_info'), sibling_topic(image, 'pose')
+        camera.geometry = CameraGeometry(info_topic,
+                                         pose_topic if settings.pose_source != 'tf' else 'TF',
+                                         settings.max_pose_age, tf_lookup)
         self._subscriptions_made.append(self.create_subscription(
             CameraInfo, info_topic, camera.geometry.set_camera_info, GEOMETRY_QOS))
         if settings.pose_source != 'tf':
