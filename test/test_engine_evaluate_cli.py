@@ -171,7 +171,7 @@ def test_evaluate_cli_json_shape(folder, tmp_path, capsys, tasks):
         assert 0.0 <= result['segmentation']['miou'] <= 1.0
     else:
         assert result['segmentation'] is None
-    assert load_card(stem).metrics == result
+    assert load_card(stem).metrics == record
     printed = capsys.readouterr().out
     assert ('mIoU' in printed) == ('segmentation' in tasks)
     assert ('COCO mAP' in printed) == ('detection' in tasks)

@@ -133,13 +133,14 @@ def main(args: argparse.Namespace) -> int:
     finally:
         predictor.close()
     print(format_table(result))
+    # What was evaluated goes with the numbers (the card then says which split they are on).
+    record = {**result, 'checkpoint': Path(args.checkpoint).stem,
+              'data': Path(args.data).name, 'split': source.get('split'),
+              'backend': args.backend, 'score_threshold': threshold}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {**result, 'checkpoint': Path(args.checkpoint).stem,
-                  'data': Path(args.data).name, 'split': source.get('split'),
-                  'backend': args.backend, 'score_threshold': threshold}
         args.json.write_text(json.dumps(record, indent=2) + '\n')
         print(f'wrote {args.json}')
     if args.update_card:
-        print(f'metrics stored in {update_card_metrics(args.checkpoint, result)}')
+        print(f'metrics stored in {update_card_metrics(args.checkpoint, record)}')
     return 0
