@@ -108,7 +108,8 @@ $(MULTICAMERA_BAG)/metadata.yaml: | setup
 # render the train, val and test splits (config/train/synthetic_uav.yaml says which is which),
 # train the multitask model and its two single-task twins side by side on the one recipe (a
 # thread each; logs in $(MODELS_RUNS)/<name>.log), evaluate each on the test split into
-# docs/results/accuracy/ and install it in models/. About 85 minutes on a quiet 2-core machine.
+# docs/results/accuracy/ and install it in models/. About 1 h 45 min on a 2-core machine (the
+# three trainings took 86-96 minutes side by side).
 MODELS_RUNS ?= runs/models
 MODEL_RECIPE := config/train/synthetic_uav.yaml
 DEMO_MODELS := uav_synthetic_multitask uav_synthetic_detection uav_synthetic_segmentation
