@@ -225,7 +225,36 @@ def render_view(world: World, center_xy: tuple, heading_rad: float,
     return image, boxes, labels, mask
 
 
-class SyntheticAerialDataset:
+class _SyntheticImages:
+    """What both synthetic data sets share: length, seed, image size, altitudes and effects."""
+
+    detection_classes = list(DETECTION_CLASSES)
+    segmentation_classes = list(SEGMENTATION_CLASSES)
+    default_altitude_range = DEFAULT_ALTITUDE_RANGE
+
+    def __init__(self, num_images: int, seed: int = 0, size: tuple = (640, 480),
+                 altitude_range: tuple | None = None, camera_effects: bool = True,
+                 density: float = 1.0) -> None:
+        if altitude_range is None:
+            altitude_range = self.default_altitude_range
+        if num_images < 0 or seed < 0:
+            raise ValueError(f'num_images and seed must be >= 0, got {num_images}, {seed}')
+        if not 0 < altitude_range[0] <= altitude_range[1]:
+            raise ValueError(f'altitude_range must be 0 < lo <= hi, got {altitude_range}')
+        self.num_images, self.seed = int(num_images), int(seed)
+        self.size = (int(size[0]), int(size[1]))
+        self.altitude_range = (float(altitude_range[0]), float(altitude_range[1]))
+        self.camera_effects, self.density = camera_effects, density
+
+    def __len__(self) -> int:
+        return self.num_images
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.num_images:
+            raise IndexError(f'index {index} out of range for {self.num_images} images')
+
+
+class SyntheticAerialDataset(_SyntheticImages):
     """
     A fixed-length set of independent synthetic aerial images (samples per the contract).
 
@@ -240,24 +269,6 @@ class SyntheticAerialDataset:
         density: multiplier on the expected number of objects.
     """
 
-    detection_classes = list(DETECTION_CLASSES)
-    segmentation_classes = list(SEGMENTATION_CLASSES)
-
-    def __init__(self, num_images: int, seed: int = 0, size: tuple = (640, 480),
-                 altitude_range: tuple = DEFAULT_ALTITUDE_RANGE, camera_effects: bool = True,
-                 density: float = 1.0) -> None:
-        if num_images < 0 or seed < 0:
-            raise ValueError(f'num_images and seed must be >= 0, got {num_images}, {seed}')
-        if not 0 < altitude_range[0] <= altitude_range[1]:
-            raise ValueError(f'altitude_range must be 0 < lo <= hi, got {altitude_range}')
-        self.num_images, self.seed = int(num_images), int(seed)
-        self.size = (int(size[0]), int(size[1]))
-        self.altitude_range = (float(altitude_range[0]), float(altitude_range[1]))
-        self.camera_effects, self.density = camera_effects, density
-
-    def __len__(self) -> int:
-        return self.num_images
-
     def render(self, index: int) -> tuple:
         """
         Render image ``index`` with its instance labels.
@@ -265,8 +276,7 @@ class SyntheticAerialDataset:
         Output: (sample dict, instances int32 [H, W] with 0 = none, object_ids int64 [M]
         giving the instance id of each labelled box).
         """
-        if not 0 <= index < self.num_images:
-            raise IndexError(f'index {index} out of range for {self.num_images} images')
+        self._check_index(index)
         rng = np.random.default_rng([self.seed, int(index)])
         altitude = rng.uniform(*self.altitude_range)
         world = render_world(int(rng.integers(2 ** 62)), self.size,
@@ -282,7 +292,7 @@ class SyntheticAerialDataset:
         return self.render(index)[0]
 
 
-class SyntheticFlightViews:
+class SyntheticFlightViews(_SyntheticImages):
     """
     A fixed-length set of camera views cut from large worlds the way flights render them.
 
@@ -305,27 +315,10 @@ class SyntheticFlightViews:
         density: multiplier on the expected number of objects.
     """
 
-    detection_classes = list(DETECTION_CLASSES)
-    segmentation_classes = list(SEGMENTATION_CLASSES)
-
-    def __init__(self, num_images: int, seed: int = 0, size: tuple = (640, 480),
-                 altitude_range: tuple = (0.7, 1.5), camera_effects: bool = True,
-                 density: float = 1.0) -> None:
-        if num_images < 0 or seed < 0:
-            raise ValueError(f'num_images and seed must be >= 0, got {num_images}, {seed}')
-        if not 0 < altitude_range[0] <= altitude_range[1]:
-            raise ValueError(f'altitude_range must be 0 < lo <= hi, got {altitude_range}')
-        self.num_images, self.seed = int(num_images), int(seed)
-        self.size = (int(size[0]), int(size[1]))
-        self.altitude_range = (float(altitude_range[0]), float(altitude_range[1]))
-        self.camera_effects, self.density = camera_effects, density
-
-    def __len__(self) -> int:
-        return self.num_images
+    default_altitude_range = (0.7, 1.5)
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.num_images:
-            raise IndexError(f'index {index} out of range for {self.num_images} images')
+        self._check_index(index)
         # A third seed word keeps these views apart from the stills of the same seed.
         rng = np.random.default_rng([self.seed, int(index), 0xF1])
         altitude = float(rng.uniform(*self.altitude_range))
