@@ -194,7 +194,8 @@ def _boxes(msg) -> list:
     out = []
     for d in msg.detections:
         c, w, h = d.bbox.center.position, d.bbox.size_x, d.bbox.size_y
-        out.append(((c.x - w / 2, c.y - h / 2, c.x + w / 2, c.y + h / 2), d.id))
+        out.append(((c.x - w / 2, c.y - h / 2, c.x + w / 2, c.y + h / 2), d.id,
+                    d.results[0].hypothesis.score))
     return out
 
 
@@ -213,7 +214,7 @@ def test_identities_persist_and_positions_lie_on_the_ground(probe, io, scene):
             match = max(published, key=lambda p: _iou(p[0], box), default=None)
             if match is None or _iou(match[0], box) < 0.5:
                 continue
-            seen.setdefault(int(truth_id), []).append(match[1])
+            seen.setdefault(int(truth_id), []).append((match[1], match[2]))
             if not match[1]:
                 continue
             # The known geometry: the ray through the box centre (CameraInfo pixel
@@ -235,16 +236,23 @@ def test_identities_persist_and_positions_lie_on_the_ground(probe, io, scene):
             if scene.objects[int(truth_id) - 1]['class_name'] == 'car' and \
                     np.hypot(*(whole - truth)[:2]) < 0.3:
                 errors.append(np.hypot(position.x - truth[0], position.y - truth[1]))
-    tracked = {truth: ids for truth, ids in seen.items() if len(ids) >= FRAMES - 1}
-    assert len(tracked) >= 3, seen
-    finals = []
-    for truth, ids in tracked.items():
-        # Confirmed from its second frame, then one identity throughout.
-        assert ids[0] == '' or ids[0].isdigit()
-        assert len(set(ids[1:])) == 1 and ids[1].isdigit(), (truth, ids)
-        finals.append(ids[-1])
-    assert len(set(finals)) == len(finals)  # different objects, different identities
-    assert checked >= 3 * (FRAMES - 2)
+    # Objects detected in (nearly) every frame. A track starts only from a detection scoring
+    # tracking_new_track_threshold (0.6) or more; one that never does may stay unidentified.
+    followed = {truth: hits for truth, hits in seen.items() if len(hits) >= FRAMES - 1}
+    tracked = {}
+    for truth, hits in followed.items():
+        ids = [track for track, _ in hits]
+        if not any(ids):
+            assert max(score for _, score in hits) < 0.6, (truth, hits)
+            continue
+        first = next(k for k, track in enumerate(ids) if track)
+        # Confirmed in its second frame with a starting score, then one identity throughout.
+        assert first <= 1 or max(score for _, score in hits[:first]) < 0.6, (truth, hits)
+        assert len(set(ids[first:])) == 1, (truth, hits)
+        tracked[truth] = ids[-1]
+    assert len(tracked) >= 2, seen
+    assert len(set(tracked.values())) == len(tracked)  # different objects, different ids
+    assert checked >= len(tracked) * (FRAMES - 2)
     assert len(errors) >= FRAMES and np.median(errors) < 0.5 and max(errors) < 1.5, errors
     stats = probe.settled(NODE)
     assert int(stats['tracks_started']) >= len(tracked)
@@ -256,7 +264,7 @@ def test_what_lies_above_the_horizon_gets_no_position(probe, io, scene):
     index = 2 + FRAMES + 5  # after a gap, a view with objects in both halves of the image
     _, detections, three = _send(probe, io, scene, index, pose=HORIZON, north_px=480.0)
     assert three is not None
-    rows = [(box, d) for (box, _), d in zip(_boxes(detections), detections.detections)]
+    rows = [(box, d) for (box, *_), d in zip(_boxes(detections), detections.detections)]
     # Contact at the box centre: above the image's middle row is above the horizon.
     below = [d for box, d in rows if (box[1] + box[3]) / 2 - 0.5 > HEIGHT / 2 - 0.5]
     above = len(rows) - len(below)
