@@ -213,20 +213,32 @@ class Probe:
                 if time.monotonic() > deadline:
                     raise
 
-    def call(self, srv_type, name: str, request, timeout: float = 30.0):
-        """Call a service and return its response."""
+    def call(self, srv_type, name: str, request, timeout: float = 30.0, attempts: int = 1):
+        """
+        Call a service and return its response.
+
+        ``attempts`` > 1 (for queries only: a repeated transition would fail) asks again when
+        no response came within ``timeout / attempts``: Fast DDS may drop a response it sends
+        before the client's reader is matched ("failed to send response (timeout)").
+        """
         client = self.node.create_client(srv_type, name)
         try:
             self.wait_for(client.service_is_ready, timeout, f'service {name}')
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout, f'a response from {name}')
-            return future.result()
+            for attempt in range(attempts):
+                future = client.call_async(request)
+                try:
+                    self.wait_for(future.done, timeout / attempts, f'a response from {name}')
+                    return future.result()
+                except AssertionError:
+                    if attempt + 1 == attempts:
+                        raise
         finally:
             self.node.destroy_client(client)
 
     def get_state(self, node: str) -> str:
         """Return the lifecycle state label of ``node`` (fully qualified name)."""
-        return self.call(GetState, f'{node}/get_state', GetState.Request()).current_state.label
+        return self.call(GetState, f'{node}/get_state', GetState.Request(),
+                         attempts=3).current_state.label
 
     def change_state(self, node: str, transition: str) -> bool:
         """Request a lifecycle transition by name; return whether it succeeded."""
