@@ -314,23 +314,28 @@ def read_ground_truth(bag_path: Path, stamps, detections_topic: str = DETECTIONS
     The topics default to the single-camera flight's ``/ground_truth/...``; a camera of a
     multi-camera flight has its own (``/<cam>/ground_truth/...``).
     """
-    wanted_stamps = {int(s) for s in stamps}
     truth = GroundTruth()
+    for topic, stamp, msg in _messages_at(bag_path, stamps, (detections_topic, mask_topic)):
+        if topic == detections_topic:
+            boxes, names, _ = detection_array_to_numpy(msg)
+            truth.detections[stamp] = (boxes, names)
+        else:
+            truth.masks[stamp] = image_to_array(msg)
+    return truth
+
+
+def _messages_at(bag_path: Path, stamps, topics: tuple):
+    """Yield ``(topic, stamp_ns, message)`` of the bag's ``topics`` it has, at ``stamps``."""
+    wanted_stamps = {int(s) for s in stamps}
     with open_bag(bag_path) as bag:
-        topics = bag.topics()
-        wanted = [t for t in (detections_topic, mask_topic) if t in topics]
+        present = bag.topics()
+        wanted = [t for t in topics if t in present]
         if not wanted:
-            return truth
+            return
         for topic, _, msg in bag.messages(wanted):
             stamp = stamp_to_ns(msg.header.stamp)
-            if stamp not in wanted_stamps:
-                continue
-            if topic == detections_topic:
-                boxes, names, _ = detection_array_to_numpy(msg)
-                truth.detections[stamp] = (boxes, names)
-            else:
-                truth.masks[stamp] = image_to_array(msg)
-    return truth
+            if stamp in wanted_stamps:
+                yield topic, stamp, msg
 
 
 @dataclass
@@ -356,22 +361,13 @@ def read_track_truth(bag_path: Path, stamps, detections_topic: str = DETECTIONS_
     The topics default to the single-camera flight's; a frame whose ground-truth detections
     lack ids is left out of ``detections`` (an empty frame counts: it has no object).
     """
-    wanted_stamps = {int(s) for s in stamps}
     truth = TrackTruth()
-    with open_bag(bag_path) as bag:
-        topics = bag.topics()
-        wanted = [t for t in (detections_topic, objects_topic) if t in topics]
-        if not wanted:
-            return truth
-        for topic, _, msg in bag.messages(wanted):
-            stamp = stamp_to_ns(msg.header.stamp)
-            if stamp not in wanted_stamps:
-                continue
-            if topic == objects_topic:
-                truth.objects[stamp] = detection3d_array_to_numpy(msg)
-                continue
-            ids = detection_ids(msg)
-            if all(ids):
-                boxes, names, _ = detection_array_to_numpy(msg)
-                truth.detections[stamp] = (boxes, names, ids)
+    for topic, stamp, msg in _messages_at(bag_path, stamps, (detections_topic, objects_topic)):
+        if topic == objects_topic:
+            truth.objects[stamp] = detection3d_array_to_numpy(msg)
+            continue
+        ids = detection_ids(msg)
+        if all(ids):
+            boxes, names, _ = detection_array_to_numpy(msg)
+            truth.detections[stamp] = (boxes, names, ids)
     return truth
